@@ -1,0 +1,160 @@
+"""The `factbench` command. Each subcommand maps to one module; this file only parses and prints."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import FactbenchError
+
+EPILOG = """\
+examples:
+  factbench demo                                   the whole loop, offline, on the bundled model
+  factbench data stats                             what EntityQuestions data is bundled
+  factbench eval --model smollm2-135m --split dev --limit 500 --out runs/smollm2-dev
+  factbench models prepare smollm2-135m            convert the bundled model once (cached)
+
+Every command exits with code 2 and one line of explanation on bad input.
+"""
+
+
+def _formatter(prog):
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="factbench", formatter_class=_formatter, epilog=EPILOG,
+        description="Did this fine-tune make the model forget facts it knew, and how many new facts did it learn?")
+    parser.add_argument("--version", action="version", version=f"factbench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("demo", help="run the whole pipeline offline on the bundled model", formatter_class=_formatter,
+                       description="Run factbench end to end, offline, on the bundled SmolLM2-135M-Instruct.",
+                       epilog="examples:\n  factbench demo\n  factbench demo --questions 100 --out runs/demo")
+    p.add_argument("--questions", type=int, default=200, help="dev questions to answer (default: 200)")
+    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default: runs/demo)")
+    p.set_defaults(func=_demo)
+
+    p = sub.add_parser("data", help="inspect the bundled EntityQuestions data", formatter_class=_formatter,
+                       description="EntityQuestions (Sciavolino et al. 2021, MIT) ships inside factbench.",
+                       epilog="examples:\n  factbench data stats\n  factbench data stats --json")
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    s = dsub.add_parser("stats", help="rows per relation and split (checksums verified)")
+    s.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    s.set_defaults(func=_data_stats)
+
+    p = sub.add_parser("models", help="list model sources; prepare the bundled model", formatter_class=_formatter,
+                       epilog="examples:\n  factbench models list\n  factbench models prepare smollm2-135m")
+    msub = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    s = msub.add_parser("list", help="the model specs factbench understands")
+    s.set_defaults(func=_models_list)
+    s = msub.add_parser("prepare", help="convert/build a model once and print its folder and identity")
+    s.add_argument("model", help="smollm2-135m, toy[:PRESET], a folder or a hub id")
+    s.set_defaults(func=_models_prepare)
+
+    p = sub.add_parser("eval", help="answer EntityQuestions questions with factbench's own engines",
+                       formatter_class=_formatter,
+                       description="Ask a model few-shot EntityQuestions questions (greedy, stop at newline) and "
+                                   "grade them by exact match (primary) and containment.",
+                       epilog="examples:\n"
+                              "  factbench eval --model smollm2-135m --split dev --limit 500\n"
+                              "  factbench eval --model ./my-finetune --relations P17 P36 --out runs/ft\n"
+                              "  factbench eval --model Qwen/Qwen2.5-1.5B --engine vllm --split test")
+    _add_model_args(p)
+    q = p.add_argument_group("questions")
+    q.add_argument("--split", default="dev", help="train, dev or test (default: dev)")
+    q.add_argument("--relations", nargs="+", metavar="P", help="relation ids, e.g. P17 P36 (default: all 24)")
+    q.add_argument("--limit", type=int, help="answer a seeded sample of this many questions")
+    q.add_argument("--seed", type=int, default=0, help="seed of that sample (default: 0)")
+    q.add_argument("--out", type=Path, help="write samples.jsonl and summary.json into this folder")
+    p.set_defaults(func=_eval)
+    return parser
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model and engine")
+    g.add_argument("--model", default="smollm2-135m", help="smollm2-135m (default), toy[:PRESET], a folder or a hub id")
+    g.add_argument("--revision", help="hub revision (branch, tag or commit)")
+    g.add_argument("--engine", default="hf", choices=["hf", "vllm"], help="hf (CPU/GPU, default) or vllm (GPU)")
+    g.add_argument("--dtype", default="auto", help="auto (bf16 where the hardware has it), float32, bfloat16")
+    g.add_argument("--batch-size", type=int, help="hf engine batch size (default: 32)")
+
+
+def _data_stats(args) -> None:
+    from . import data
+
+    stats = data.stats()
+    if args.json:
+        import json
+
+        print(json.dumps({r: dict(c) for r, c in stats.items()}, indent=2))
+        return
+    print(f"{'relation':<9}{'property':<28}{'train':>8}{'dev':>8}{'test':>8}")
+    totals = {s: 0 for s in data.SPLITS}
+    for r, counts in stats.items():
+        print(f"{r:<9}{data.RELATIONS[r][0][:27]:<28}" + "".join(f"{counts[s]:>8}" for s in data.SPLITS))
+        for s in data.SPLITS:
+            totals[s] += counts[s]
+    print(f"{'total':<37}" + "".join(f"{totals[s]:>8}" for s in data.SPLITS))
+    print("EntityQuestions (Sciavolino et al., EMNLP 2021), MIT licence; every file's SHA-256 verified.")
+
+
+def _models_list(args) -> None:
+    from . import models
+
+    print("model specs:", models.describe_specs())
+
+
+def _models_prepare(args) -> None:
+    from . import models
+
+    path, identity = models.model_folder(args.model)
+    print(path)
+    print(identity)
+
+
+def _eval(args) -> None:
+    from . import answering, data
+    from .engines import make_engine
+    from .files import write_json, write_jsonl
+
+    facts = answering.pick_questions(data.load(data.check_split(args.split), args.relations), args.limit, args.seed)
+    if args.out and args.out.exists() and not args.out.is_dir():
+        raise FactbenchError(f"--out {args.out} exists and is not a folder")
+    engine = make_engine(args.engine, args.model, revision=args.revision, dtype=args.dtype,
+                         batch_size=args.batch_size)
+    run = answering.answer(engine, facts)
+    summary = run.summary() | {"split": args.split, "engine": engine.describe()}
+    print(f"{summary['questions']} questions  EM {summary['em']:.3f}  contains {summary['contains']:.3f}  "
+          f"{summary['questions_per_second']} questions/s")
+    if args.out:
+        write_jsonl(args.out / "samples.jsonl", run.records)
+        write_json(args.out / "summary.json", summary)
+        print(f"wrote {args.out}/samples.jsonl and summary.json")
+
+
+def _demo(args) -> None:
+    from . import demo
+
+    demo.run(questions=args.questions, out=args.out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except FactbenchError as e:
+        print(f"factbench: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("factbench: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

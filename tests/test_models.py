@@ -1,0 +1,45 @@
+import pytest
+
+from factbench import models
+from factbench.errors import ModelError
+
+
+def test_specs_are_classified_without_loading(tmp_path):
+    assert models.resolve("smollm2-135m")["source"] == "bundled"
+    assert models.resolve("toy:tiny") == {"source": "toy", "name": "toy:tiny", "preset": "tiny"}
+    assert models.resolve("Qwen/Qwen2.5-1.5B", "abc123") == {"source": "hub", "name": "Qwen/Qwen2.5-1.5B",
+                                                             "revision": "abc123"}
+    (tmp_path / "config.json").write_text("{}")
+    assert models.resolve(str(tmp_path))["source"] == "local"
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("", "no model given"),
+    ("gpt-5", "unknown model"),
+    ("./missing-folder", "unknown model"),
+])
+def test_bad_specs(spec, message):
+    with pytest.raises(ModelError, match=message):
+        models.resolve(spec)
+
+
+def test_folder_that_is_not_a_model(tmp_path):
+    with pytest.raises(ModelError, match="no config.json"):
+        models.resolve(str(tmp_path))
+    (tmp_path / "weights.bin").write_bytes(b"x")
+    with pytest.raises(ModelError, match="is a file"):
+        models.resolve(str(tmp_path / "weights.bin"))
+
+
+def test_unreachable_hub_id_is_one_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError, match="could not load model 'nobody/nothing'"):
+        models.load("nobody/nothing")
+
+
+def test_bundled_model_identity_is_a_content_hash(smollm2_dir):
+    path, identity = models.model_folder("smollm2-135m")
+    assert path == str(smollm2_dir)
+    assert len(identity["content_sha256"]) == 64
+    assert models.folder_hash(smollm2_dir) == identity["content_sha256"]  # memoised, same answer
+    assert "quantization_config" not in (smollm2_dir / "config.json").read_text()
