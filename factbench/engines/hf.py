@@ -186,14 +186,18 @@ class HFEngine:
         return _cache_of(self.model(input_ids=ids, use_cache=True, **self._last_logits))
 
     def _generate_batch(self, batch: list[_Row], prefix_len: int, prefix_cache, params: GenerationParams) -> list[str]:
-        width = max(len(r.ids) for r in batch)
+        # The n samples of a prompt share its tokens: encode each distinct prompt once, then
+        # copy its cache rows, so sampling 16 answers costs one prompt encoding, not 16.
+        distinct = list(dict.fromkeys(r.prompt for r in batch))
+        encode = [next(r for r in batch if r.prompt == p) for p in distinct]
+        width = max(len(r.ids) for r in encode)
         # Left-pad each row's own tokens so that the last position of every row is its last
         # prompt token; with a shared prefix the padding sits between prefix and question and
         # is masked out (positions come from the mask, so they stay contiguous per row).
-        input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), prefix_len + width), dtype=torch.long)
+        input_ids = torch.full((len(encode), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(encode), prefix_len + width), dtype=torch.long)
         mask[:, :prefix_len] = 1
-        for k, r in enumerate(batch):
+        for k, r in enumerate(encode):
             input_ids[k, width - len(r.ids):] = torch.tensor(r.ids)
             mask[k, prefix_len + width - len(r.ids):] = 1
         input_ids, mask = input_ids.to(self.device), mask.to(self.device)
@@ -201,12 +205,16 @@ class HFEngine:
         cache = None
         if prefix_cache is not None:
             cache = copy.deepcopy(prefix_cache)
-            cache.batch_repeat_interleave(len(batch))
+            cache.batch_repeat_interleave(len(encode))
         out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
                          use_cache=True, **self._last_logits, **{self._cache_kwarg: cache})
         cache = _cache_of(out)
         logits = out.logits[:, -1, :]
         next_pos = positions[:, -1:] + 1
+        if len(encode) < len(batch):
+            rows = torch.tensor([distinct.index(r.prompt) for r in batch], device=self.device)
+            cache.batch_select_indices(rows)
+            logits, mask, next_pos = logits[rows], mask[rows], next_pos[rows]
 
         stop_tokens = self._stop_tokens(params.stop)
         multi_char_stops = [s for s in params.stop if len(s) > 1]

@@ -1,0 +1,394 @@
+"""Knowledge profiles: what a base model knows, question by question (SliCK, Gekhman et al. 2024),
+and whether a right answer is recalled or could be guessed.
+
+For every question in a pool the probe asks the base model under `budget.prompts` different
+4-shot prompts (exemplars from the dev split of the same relation), once greedily and
+`budget.samples` times sampled (temperature 0.5, top-k 40 by default), and labels it:
+
+| category    | rule                                                     |
+|-------------|----------------------------------------------------------|
+| HighlyKnown | greedy answer right under every prompt                   |
+| MaybeKnown  | greedy answer right under some prompts, not all          |
+| WeaklyKnown | greedy never right, some sample right                    |
+| Unknown     | never right, greedy or sampled                           |
+
+Samples can only move a question between WeaklyKnown and Unknown, so with `lazy_sampling`
+(default) they are drawn only for questions whose greedy answers were never right: the same
+categories for a fraction of the cost. `p_sampled` is then recorded only for those questions.
+
+**Guess evidence.** A right answer is not always a recalled fact (small models copy the answer
+out of the question, repeat an exemplar's answer, or give one answer to a whole relation). For each
+question the profile records:
+
+- `answer_in_question`: a gold answer appears, as whole words, in the question itself;
+- `exemplar_copies`: prompts under which the right greedy answer equals an exemplar answer shown in
+  that prompt (`recalled_prompts` = right greedy answers that were not such copies);
+- `guess_rate`: the subject-blind control. The same prompts with the subject replaced by
+  `guess_controls` other subjects of the same relation (chosen deterministically among pool
+  questions whose gold answers differ): the share of those control answers that equal this
+  question's gold answer. The control questions are themselves pool questions, so their greedy
+  answers are already computed under the same prompts: the control costs no extra generation.
+
+`guessable` = answer in question, or guess_rate >= `guess_threshold`, or every right greedy
+answer was an exemplar copy. `known` (the label splits use) = HighlyKnown and not guessable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import lzma
+import random
+import shutil
+import time
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from . import __version__, answers, data, prompts
+from .data import Fact
+from .engines.base import Engine, GenerationParams
+from .errors import DataError, FactbenchError
+from .files import sha256_file, write_json, write_jsonl
+from .protocol import base_protocol, explain_mismatch, protocol_hash
+
+CATEGORIES = ("HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown")
+PROFILE_SCHEMA = 1
+CHUNK = 128  # questions per resumable unit of work
+BUNDLED_DIR = Path(__file__).parent / "profiles"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How hard to look for a right answer. Gekhman's is the default; cheaper ones say what they trade."""
+
+    name: str
+    prompts: int
+    samples: int  # per prompt, besides the one greedy answer
+    temperature: float = 0.5
+    top_k: int = 40
+    lazy_sampling: bool = True
+    trade_off: str = ""
+
+
+BUDGETS = {
+    "gekhman": Budget("gekhman", 10, 16, trade_off="none: Gekhman et al. (2024), 10 prompts x (1 greedy + 16 samples)"),
+    "lite": Budget("lite", 4, 4, trade_off=(
+        "4 prompts x (1 greedy + 4 samples), about 1/8 of gekhman's generations: HighlyKnown needs 4 right "
+        "prompts instead of 10 (a few more facts pass), and with 16 samples instead of 160 some WeaklyKnown "
+        "facts are labelled Unknown")),
+    "smoke": Budget("smoke", 2, 2, trade_off="2 prompts x (1 greedy + 2 samples): for tests and trials only"),
+}
+DEFAULT_BUDGET = "gekhman"
+
+
+@dataclass(frozen=True)
+class Pool:
+    """Which questions to probe: `per_relation` questions of each relation from one split."""
+
+    relations: tuple[str, ...] = data.IN_DISTRIBUTION + data.OUT_OF_DISTRIBUTION
+    per_relation: int = 500
+    split: str = "train"
+    seed: int = 0
+
+    def facts(self) -> list[Fact]:
+        data.check_split(self.split)
+        out = []
+        for r in data.check_relations(self.relations):
+            rows = data.load(self.split, [r])
+            # A question string shared by several subjects has more than one true answer set.
+            counts = Counter(f.question for f in rows)
+            unique = [f for f in rows if counts[f.question] == 1]
+            chosen = random.Random(f"{self.seed}/{r}").sample(unique, min(self.per_relation, len(unique)))
+            out.extend(sorted(chosen, key=lambda f: f.index))
+        if not out:
+            raise FactbenchError("the pool is empty")
+        return out
+
+
+@dataclass(frozen=True)
+class GuessSettings:
+    controls: int = 8  # other subjects per question
+    threshold: float = 0.2  # guess_rate at or above this makes a question guessable
+    seed: int = 0
+
+
+@dataclass
+class ProbeSettings:
+    budget: Budget = field(default_factory=lambda: BUDGETS[DEFAULT_BUDGET])
+    shots: int = prompts.DEFAULT_SHOTS
+    exemplar_seed: int = prompts.DEFAULT_EXEMPLAR_SEED
+    max_new_tokens: int = 16
+    sample_seed: int = 0
+    guess: GuessSettings = field(default_factory=GuessSettings)
+
+    def __post_init__(self):
+        if self.guess.controls < 1 or not 0 < self.guess.threshold <= 1:
+            raise FactbenchError("guess controls must be >= 1 and the guess threshold in (0, 1]")
+        if self.budget.prompts < 1 or self.budget.samples < 0:
+            raise FactbenchError("a budget needs at least 1 prompt and 0 or more samples")
+
+    def protocol(self, engine: Engine, pool: Pool) -> dict:
+        described = engine.describe()
+        return base_protocol(shots=self.shots, exemplar_seed=self.exemplar_seed,
+                             max_new_tokens=self.max_new_tokens, stop=("\n",)) | {
+            "budget": asdict(self.budget) | {"trade_off": None},
+            "sample_seed": self.sample_seed,
+            "guess": asdict(self.guess),
+            "engine": described["engine"],
+            "dtype": described.get("dtype"),
+            "model": described["model"],
+            "pool": asdict(pool) | {"relations": list(pool.relations)},
+        }
+
+
+# ---- the probe ----------------------------------------------------------------------------------
+
+def probe(engine: Engine, pool: Pool, settings: ProbeSettings, out_dir: Path | str) -> Path:
+    """Probe every pool question and write `profile.jsonl` + `manifest.json` into out_dir.
+
+    Resumable: work is cut into chunks of (relation, prompt, part) saved under
+    out_dir/.probe-work/ as they finish; a rerun with the same protocol skips finished chunks.
+    The profile and manifest are written atomically at the end, the manifest last.
+    """
+    out_dir = Path(out_dir)
+    facts = pool.facts()
+    protocol = settings.protocol(engine, pool)
+    phash = protocol_hash(protocol)
+    if (out_dir / "manifest.json").exists():
+        raise FactbenchError(f"{out_dir} already holds a finished profile; choose another --out")
+    work = _work_dir(out_dir, protocol)
+    start = time.perf_counter() - _elapsed(work)
+    by_relation = defaultdict(list)
+    for f in facts:
+        by_relation[f.relation].append(f)
+    budget = settings.budget
+    greedy_units = [(r, p, k) for r in by_relation for p in range(budget.prompts)
+                    for k in range(0, len(by_relation[r]), CHUNK)]
+    # The total is re-estimated once lazy sampling knows which questions need samples.
+    bar = tqdm(total=len(facts) * budget.prompts * (1 + budget.samples), unit="answer", desc="probing",
+               dynamic_ncols=True, smoothing=0.05)
+
+    greedy: dict[tuple[str, int], str] = {}  # (fact id, prompt) -> answer
+    for r, p, k in greedy_units:
+        chunk = by_relation[r][k:k + CHUNK]
+        result = _run_chunk(work, f"greedy-{r}-p{p}-k{k}", engine, chunk, p, settings, None, start)
+        greedy.update({(fid, p): a[0] for fid, a in result.items()})
+        bar.update(len(chunk))
+
+    def greedy_right(f: Fact) -> bool:
+        return any(answers.exact_match(greedy[(f.id, p)], f.answers) for p in range(budget.prompts))
+
+    sampled: dict[str, int] = defaultdict(int)
+    if budget.samples:
+        params = GenerationParams(max_new_tokens=settings.max_new_tokens, temperature=budget.temperature,
+                                  top_k=budget.top_k, n=budget.samples, seed=settings.sample_seed)
+        todo_by_relation = {r: [f for f in fs if not (budget.lazy_sampling and greedy_right(f))]
+                            for r, fs in by_relation.items()}
+        bar.total = len(facts) * budget.prompts + sum(map(len, todo_by_relation.values())) * budget.prompts * budget.samples
+        bar.refresh()
+        for r, todo in todo_by_relation.items():
+            for p in range(budget.prompts):
+                for k in range(0, len(todo), CHUNK):
+                    chunk = todo[k:k + CHUNK]
+                    result = _run_chunk(work, f"sampled-{r}-p{p}-k{k}", engine, chunk, p, settings, params, start)
+                    for f in chunk:
+                        sampled[f.id] += sum(answers.exact_match(a, f.answers) for a in result[f.id])
+                    bar.update(len(chunk) * budget.samples)
+    bar.close()
+
+    rows = label(facts, greedy, sampled, settings)
+    manifest = _manifest(rows, protocol, phash, pool, settings, engine, time.perf_counter() - start)
+    write_jsonl(out_dir / "profile.jsonl", rows)
+    manifest["profile_sha256"] = sha256_file(out_dir / "profile.jsonl")
+    write_json(out_dir / "manifest.json", manifest)
+    shutil.rmtree(work, ignore_errors=True)
+    return out_dir
+
+
+def _work_dir(out_dir: Path, protocol: dict) -> Path:
+    work = out_dir / ".probe-work"
+    state = work / "protocol.json"
+    if state.exists():
+        previous = json.loads(state.read_text())
+        if previous != protocol:
+            raise FactbenchError(f"{out_dir} holds a partial probe under another protocol "
+                                 f"({explain_mismatch(previous, protocol, ('partial', 'this run'))}); "
+                                 "choose another --out or delete it")
+    else:
+        write_json(state, protocol)
+    return work
+
+
+def _elapsed(work: Path) -> float:
+    try:
+        return json.loads((work / "elapsed.json").read_text())["seconds"]
+    except (OSError, ValueError, KeyError):
+        return 0.0
+
+
+def _run_chunk(work: Path, name: str, engine: Engine, chunk: list[Fact], prompt_index: int,
+               settings: ProbeSettings, params: GenerationParams | None, start: float) -> dict[str, list[str]]:
+    path = work / f"{name}.json"
+    ids = [f.id for f in chunk]
+    if path.exists():
+        saved = json.loads(path.read_text())
+        if saved["ids"] == ids:
+            return dict(zip(ids, saved["answers"]))
+    params = params or GenerationParams(max_new_tokens=settings.max_new_tokens)
+    texts = [prompts.build_prompt(f, prompt_index, settings.exemplar_seed, settings.shots) for f in chunk]
+    completions = engine.generate(texts, params)
+    write_json(path, {"ids": ids, "answers": completions})
+    write_json(work / "elapsed.json", {"seconds": time.perf_counter() - start})
+    return dict(zip(ids, completions))
+
+
+# ---- labels -------------------------------------------------------------------------------------
+
+def category(greedy_correct: list[bool], sampled_correct: int) -> str:
+    if all(greedy_correct):
+        return "HighlyKnown"
+    if any(greedy_correct):
+        return "MaybeKnown"
+    return "WeaklyKnown" if sampled_correct else "Unknown"
+
+
+def label(facts: list[Fact], greedy: dict[tuple[str, int], str], sampled: dict[str, int],
+          settings: ProbeSettings) -> list[dict]:
+    """One profile row per fact: answers, SliCK category, guess evidence, `known`."""
+    budget, guess = settings.budget, settings.guess
+    controls = choose_controls(facts, guess)
+    rows = []
+    for f in facts:
+        greedy_answers = [greedy[(f.id, p)] for p in range(budget.prompts)]
+        correct = [answers.exact_match(a, f.answers) for a in greedy_answers]
+        copies = sum(c and answers.exact_match(a, exemplar_answers(f, p, settings))
+                     for p, (a, c) in enumerate(zip(greedy_answers, correct)))
+        control_hits = sum(answers.exact_match(greedy[(c, p)], f.answers)
+                           for c in controls[f.id] for p in range(budget.prompts))
+        guess_rate = control_hits / (len(controls[f.id]) * budget.prompts) if controls[f.id] else None
+        in_question = answers.contains(f.question, f.answers)
+        sampled_lazily = budget.lazy_sampling and any(correct)
+        cat = category(correct, sampled.get(f.id, 0))
+        guessable = bool(in_question or (guess_rate is not None and guess_rate >= guess.threshold)
+                         or (any(correct) and copies == sum(correct)))
+        rows.append({
+            "id": f.id,
+            "relation": f.relation,
+            "category": cat,
+            "known": cat == "HighlyKnown" and not guessable,
+            "guessable": guessable,
+            "p_greedy": sum(correct) / len(correct),
+            "p_sampled": None if sampled_lazily or not budget.samples
+            else sampled.get(f.id, 0) / (budget.samples * budget.prompts),
+            "greedy_answers": greedy_answers,
+            "answer_in_question": in_question,
+            "exemplar_copies": copies,
+            "recalled_prompts": sum(correct) - copies,
+            "guess_rate": guess_rate,
+        })
+    return rows
+
+
+def exemplar_answers(fact: Fact, prompt_index: int, settings: ProbeSettings) -> list[str]:
+    return [e.answers[0] for e in prompts.exemplars(fact, prompt_index, settings.exemplar_seed, settings.shots)]
+
+
+def choose_controls(facts: list[Fact], guess: GuessSettings) -> dict[str, list[str]]:
+    """For each fact, up to `guess.controls` other pool facts of its relation with different gold answers."""
+    by_relation = defaultdict(list)
+    for f in facts:
+        by_relation[f.relation].append(f)
+    out = {}
+    for f in facts:
+        gold = {answers.normalize_answer(a) for a in f.answers}
+        others = [o for o in by_relation[f.relation]
+                  if o.id != f.id and not gold & {answers.normalize_answer(a) for a in o.answers}]
+        rng = random.Random(f"{guess.seed}/{f.id}")
+        out[f.id] = [o.id for o in rng.sample(others, min(guess.controls, len(others)))]
+    return out
+
+
+# ---- manifest and loading -----------------------------------------------------------------------
+
+def counts_by_relation(rows: list[dict]) -> dict[str, dict[str, int]]:
+    table: dict[str, Counter] = defaultdict(Counter)
+    for row in rows:
+        c = table[row["relation"]]
+        c[row["category"]] += 1
+        c["guessable_greedy_right"] += row["guessable"] and row["p_greedy"] > 0
+        c["known"] += row["known"]
+        c["total"] += 1
+    return {r: {k: c[k] for k in (*CATEGORIES, "known", "guessable_greedy_right", "total")}
+            for r, c in sorted(table.items(), key=lambda kv: int(kv[0][1:]))}
+
+
+def _manifest(rows, protocol, phash, pool, settings, engine, seconds) -> dict:
+    ids = "\n".join(r["id"] for r in rows)
+    return {
+        "schema": PROFILE_SCHEMA,
+        "kind": "factbench knowledge profile",
+        "factbench_version": __version__,
+        "model": protocol["model"],
+        "protocol": protocol,
+        "protocol_hash": phash,
+        "pool": asdict(pool) | {"relations": list(pool.relations), "questions": len(rows),
+                                "ids_sha256": hashlib.sha256(ids.encode()).hexdigest()},
+        "budget": asdict(settings.budget),
+        "engine": engine.describe(),
+        "counts": counts_by_relation(rows),
+        "wall_seconds": round(seconds, 1),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+@dataclass
+class Profile:
+    path: Path
+    manifest: dict
+    rows: list[dict]
+
+    @property
+    def protocol_hash(self) -> str:
+        return self.manifest["protocol_hash"]
+
+    def facts(self) -> dict[str, Fact]:
+        return {f.id: f for f in data.get(r["id"] for r in self.rows)}
+
+
+def bundled_profile_dir(name: str = "smollm2-135m") -> Path:
+    return BUNDLED_DIR / name
+
+
+def load_profile(path: Path | str) -> Profile:
+    """Read and verify a profile folder; every problem is one DataError line."""
+    path = Path(path)
+    if path.name in ("manifest.json", "profile.jsonl", "profile.jsonl.xz"):
+        path = path.parent
+    manifest_path = path / "manifest.json"
+    if not path.is_dir():
+        raise DataError(f"profile {path} does not exist")
+    if not manifest_path.is_file():
+        raise DataError(f"{path} is not a finished profile (no manifest.json; a partial probe resumes when rerun)")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        kind, schema = manifest["kind"], manifest["schema"]
+    except (ValueError, KeyError, OSError):
+        raise DataError(f"{manifest_path} is unreadable or not a factbench profile manifest") from None
+    if kind != "factbench knowledge profile" or schema != PROFILE_SCHEMA:
+        raise DataError(f"{manifest_path} is a {kind!r} schema {schema}, expected a profile of schema {PROFILE_SCHEMA}")
+    rows_path = next((p for p in (path / "profile.jsonl", path / "profile.jsonl.xz") if p.is_file()), None)
+    if rows_path is None:
+        raise DataError(f"{path} has a manifest but no profile.jsonl")
+    raw = rows_path.read_bytes()
+    if rows_path.suffix == ".xz":
+        try:
+            raw = lzma.decompress(raw)
+        except lzma.LZMAError:
+            raise DataError(f"{rows_path} is corrupted (not valid xz)") from None
+    if hashlib.sha256(raw).hexdigest() != manifest.get("profile_sha256"):
+        raise DataError(f"{rows_path} does not match the checksum in its manifest (edited or corrupted)")
+    rows = [json.loads(line) for line in raw.decode().splitlines()]
+    return Profile(path, manifest, rows)

@@ -1,0 +1,204 @@
+"""Deterministic fine-tuning and evaluation sets from a knowledge profile (METHOD.md §3).
+
+From a profile and a seed:
+
+- **relations**: the profile's in-distribution relations where at least `min_known_share` of the
+  probed facts are known to the model (default 30%);
+- **held-out known** (`heldout.jsonl`): known facts of those relations, never trained on, and
+  disjoint from every training fact in question text *and* subject string;
+- **training set** (`train.jsonl`): `known` known facts + `unknown` Unknown facts, spread evenly
+  over the relations (as far as each relation has facts), in a seeded training order;
+- **out-of-distribution known** (`ood.jsonl`): known facts of the profile's OOD relations.
+
+"Known" is the profile's `known` label: HighlyKnown and not guessable (see knowledge.py). With
+`include_guessable=True` every HighlyKnown fact counts, guessable or not. "Unknown" is the SliCK
+Unknown category (never right, greedy or sampled).
+
+Same profile, settings and seed give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from . import data
+from .errors import FactbenchError
+from .files import atomic_path, sha256_file
+from .knowledge import Profile
+
+SPLIT_SCHEMA = 1
+SET_NAMES = ("train", "heldout", "ood")
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    known: int = 8000
+    unknown: int = 8000
+    heldout: int = 1000
+    ood: int = 500
+    seed: int = 0
+    min_known_share: float = 0.3
+    relations: tuple[str, ...] | None = None  # default: the profile's in-distribution relations
+    include_guessable: bool = False
+
+    def __post_init__(self):
+        for name in ("known", "unknown", "heldout", "ood"):
+            if getattr(self, name) < 0:
+                raise FactbenchError(f"--{name} must be 0 or more")
+        if not 0 <= self.min_known_share <= 1:
+            raise FactbenchError("--min-known-share must be between 0 and 1")
+
+
+def is_known(row: dict, settings: SplitSettings) -> bool:
+    return row["category"] == "HighlyKnown" if settings.include_guessable else row["known"]
+
+
+def make_split(profile: Profile, settings: SplitSettings, out_dir: Path | str) -> dict:
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise FactbenchError(f"{out_dir} already exists and is not empty; choose another --out")
+    facts = profile.facts()
+    rows = {r["id"]: r for r in profile.rows}
+    profiled = sorted({r["relation"] for r in profile.rows}, key=lambda r: int(r[1:]))
+    candidates = list(settings.relations) if settings.relations else [r for r in profiled if r in data.IN_DISTRIBUTION]
+    data.check_relations(candidates)
+    missing = [r for r in candidates if r not in profiled]
+    if missing:
+        raise FactbenchError(f"relation(s) {', '.join(missing)} are not in the profile (it has {', '.join(profiled)})")
+
+    known_by_rel: dict[str, list[str]] = defaultdict(list)
+    unknown_by_rel: dict[str, list[str]] = defaultdict(list)
+    total_by_rel: dict[str, int] = defaultdict(int)
+    for fid, row in rows.items():
+        total_by_rel[row["relation"]] += 1
+        if is_known(row, settings):
+            known_by_rel[row["relation"]].append(fid)
+        elif row["category"] == "Unknown":
+            unknown_by_rel[row["relation"]].append(fid)
+    share = {r: len(known_by_rel[r]) / total_by_rel[r] for r in candidates}
+    kept = [r for r in candidates if share[r] >= settings.min_known_share]
+    if not kept:
+        best = max(candidates, key=share.get)
+        raise FactbenchError(f"no relation has at least {settings.min_known_share:.0%} known facts "
+                             f"(best: {best} with {share[best]:.1%}); lower --min-known-share")
+
+    rng = random.Random(settings.seed)
+    for lists in (known_by_rel, unknown_by_rel):
+        for r in lists:
+            lists[r].sort()
+            rng.shuffle(lists[r])
+
+    heldout = _take_even(kept, known_by_rel, settings.heldout, "held-out known facts", set(), facts)
+    taken_subjects = {facts[f].subject for f in heldout} | {facts[f].question for f in heldout}
+    train_known = _take_even(kept, known_by_rel, settings.known, "known training facts (after the held-out set)",
+                             taken_subjects, facts, exclude=set(heldout))
+    train_unknown = _take_even(kept, unknown_by_rel, settings.unknown, "Unknown training facts", taken_subjects, facts)
+    train_subjects = {facts[f].subject for f in train_known + train_unknown} | {
+        facts[f].question for f in train_known + train_unknown}
+    ood_relations = [r for r in profiled if r in data.OUT_OF_DISTRIBUTION and r not in kept]
+    ood = _take_even(ood_relations, known_by_rel, settings.ood, "out-of-distribution known facts",
+                     train_subjects, facts) if settings.ood else []
+
+    train = [(f, "known") for f in train_known] + [(f, "unknown") for f in train_unknown]
+    random.Random(f"{settings.seed}/order").shuffle(train)
+    sets = {
+        "train": [_row(facts[f], rows[f], kind) for f, kind in train],
+        "heldout": [_row(facts[f], rows[f], "known") for f in sorted(heldout, key=_id_key)],
+        "ood": [_row(facts[f], rows[f], "known") for f in sorted(ood, key=_id_key)],
+    }
+    manifest = {
+        "schema": SPLIT_SCHEMA,
+        "kind": "factbench split",
+        "profile": {"path": str(profile.path), "protocol_hash": profile.protocol_hash,
+                    "profile_sha256": profile.manifest["profile_sha256"], "model": profile.manifest["model"]},
+        "protocol_hash": profile.protocol_hash,
+        "settings": asdict(settings) | {"relations": settings.relations and list(settings.relations)},
+        "relations": {r: {"known_share": round(share[r], 4), "kept": r in kept} for r in candidates},
+        "ood_relations": ood_relations,
+        "counts": {name: _count(rows_) for name, rows_ in sets.items()},
+    }
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        for name, rows_ in sets.items():
+            (tmp / f"{name}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows_))
+        manifest["files"] = {f"{name}.jsonl": sha256_file(tmp / f"{name}.jsonl") for name in sets}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    return manifest
+
+
+def _id_key(fid: str) -> tuple:
+    relation, split, index = fid.split("/")
+    return int(relation[1:]), split, int(index)
+
+
+def _take_even(relations, pools, n, what, blocked, facts, exclude=frozenset()) -> list[str]:
+    """n facts spread as evenly as possible over relations, skipping blocked subjects/questions."""
+    available = {r: [f for f in pools[r] if f not in exclude and facts[f].subject not in blocked
+                     and facts[f].question not in blocked] for r in relations}
+    have = sum(map(len, available.values()))
+    if n > have:
+        raise FactbenchError(f"asked for {n} {what}, but only {have} exist in relations {', '.join(relations)}; "
+                             "ask for fewer")
+    chosen, cursor = [], {r: 0 for r in relations}
+    subjects: set[str] = set()
+    while len(chosen) < n:
+        progressed = False
+        for r in relations:
+            while cursor[r] < len(available[r]):
+                f = available[r][cursor[r]]
+                cursor[r] += 1
+                if facts[f].subject not in subjects:  # one fact per subject inside a set, too
+                    chosen.append(f)
+                    subjects.add(facts[f].subject)
+                    progressed = True
+                    break
+            if len(chosen) == n:
+                break
+        if not progressed:
+            raise FactbenchError(f"asked for {n} {what}, but only {len(chosen)} with distinct subjects exist; "
+                                 "ask for fewer")
+    return chosen
+
+
+def _row(fact: data.Fact, profile_row: dict, kind: str) -> dict:
+    return {"id": fact.id, "relation": fact.relation, "kind": kind, "category": profile_row["category"],
+            "question": fact.question, "answer": fact.answers[0], "answers": list(fact.answers),
+            "subject": fact.subject}
+
+
+def _count(rows: list[dict]) -> dict:
+    out: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for r in rows:
+        out[r["relation"]][r["kind"]] += 1
+    return {r: dict(c) for r, c in sorted(out.items(), key=lambda kv: int(kv[0][1:]))}
+
+
+@dataclass
+class Split:
+    path: Path
+    manifest: dict
+    sets: dict[str, list[dict]]
+
+
+def load_split(path: Path | str) -> Split:
+    path = Path(path)
+    manifest_path = path / "manifest.json"
+    if not manifest_path.is_file():
+        raise FactbenchError(f"{path} is not a split folder (no manifest.json)")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        if manifest["kind"] != "factbench split":
+            raise KeyError
+    except (ValueError, KeyError, OSError):
+        raise FactbenchError(f"{manifest_path} is unreadable or not a factbench split manifest") from None
+    sets = {}
+    for name in SET_NAMES:
+        file = path / f"{name}.jsonl"
+        if not file.is_file() or sha256_file(file) != manifest["files"].get(f"{name}.jsonl"):
+            raise FactbenchError(f"{file} is missing or does not match its manifest checksum")
+        sets[name] = [json.loads(line) for line in file.read_text().splitlines()]
+    return Split(path, manifest, sets)
