@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 MATCHING_VERSION = "squad-nfkc-1"
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)

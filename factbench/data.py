@@ -17,10 +17,10 @@ import json
 import lzma
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
-from typing import Iterable
 
 from .errors import DataError
 
@@ -119,7 +119,7 @@ def subject_of(question: str, template: str) -> str:
     return m.group(1)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _template_regex(template: str) -> re.Pattern:
     before, after = template.split("[X]")
     return re.compile(re.escape(before) + "(.+)" + re.escape(after), re.DOTALL)
@@ -139,7 +139,7 @@ def _checksums(data_dir: Path) -> dict[str, str]:
     return sums
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_file(relation: str, split: str, data_dir: Path) -> tuple[Fact, ...]:
     name = f"{split}/{relation}.{split}.json"
     path = data_dir / f"{name}.xz"

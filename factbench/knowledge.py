@@ -130,17 +130,23 @@ class ProbeSettings:
         if self.budget.prompts < 1 or self.budget.samples < 0:
             raise FactbenchError("a budget needs at least 1 prompt and 0 or more samples")
 
-    def protocol(self, engine: Engine, pool: Pool) -> dict:
-        described = engine.describe()
+    def question_protocol(self) -> dict:
+        """How questions are asked and graded: what a tuned model's answers must share with the profile."""
         return base_protocol(shots=self.shots, exemplar_seed=self.exemplar_seed,
-                             max_new_tokens=self.max_new_tokens, stop=("\n",)) | {
+                             max_new_tokens=self.max_new_tokens, stop=("\n",))
+
+    def probe_protocol(self, engine: Engine, pool: Pool) -> dict:
+        """Everything that determines a profile's contents; a resumed probe must match it exactly."""
+        described = engine.describe()
+        return {
+            "questions": self.question_protocol(),
             "budget": asdict(self.budget) | {"trade_off": None},
             "sample_seed": self.sample_seed,
             "guess": asdict(self.guess),
+            "pool": asdict(pool) | {"relations": list(pool.relations)},
             "engine": described["engine"],
             "dtype": described.get("dtype"),
             "model": described["model"],
-            "pool": asdict(pool) | {"relations": list(pool.relations)},
         }
 
 
@@ -155,8 +161,7 @@ def probe(engine: Engine, pool: Pool, settings: ProbeSettings, out_dir: Path | s
     """
     out_dir = Path(out_dir)
     facts = pool.facts()
-    protocol = settings.protocol(engine, pool)
-    phash = protocol_hash(protocol)
+    protocol = settings.probe_protocol(engine, pool)
     if (out_dir / "manifest.json").exists():
         raise FactbenchError(f"{out_dir} already holds a finished profile; choose another --out")
     work = _work_dir(out_dir, protocol)
@@ -200,7 +205,7 @@ def probe(engine: Engine, pool: Pool, settings: ProbeSettings, out_dir: Path | s
     bar.close()
 
     rows = label(facts, greedy, sampled, settings)
-    manifest = _manifest(rows, protocol, phash, pool, settings, engine, time.perf_counter() - start)
+    manifest = _manifest(rows, protocol, pool, settings, engine, time.perf_counter() - start)
     write_jsonl(out_dir / "profile.jsonl", rows)
     manifest["profile_sha256"] = sha256_file(out_dir / "profile.jsonl")
     write_json(out_dir / "manifest.json", manifest)
@@ -325,15 +330,18 @@ def counts_by_relation(rows: list[dict]) -> dict[str, dict[str, int]]:
             for r, c in sorted(table.items(), key=lambda kv: int(kv[0][1:]))}
 
 
-def _manifest(rows, protocol, phash, pool, settings, engine, seconds) -> dict:
+def _manifest(rows, protocol, pool, settings, engine, seconds) -> dict:
     ids = "\n".join(r["id"] for r in rows)
     return {
         "schema": PROFILE_SCHEMA,
         "kind": "factbench knowledge profile",
         "factbench_version": __version__,
         "model": protocol["model"],
-        "protocol": protocol,
-        "protocol_hash": phash,
+        # The question protocol (prompts, decoding, matching) and its hash are what scoring and the
+        # lm-eval tasks check; the probe protocol adds budget, pool, guess settings and engine.
+        "protocol": protocol["questions"],
+        "protocol_hash": protocol_hash(protocol["questions"]),
+        "probe_protocol": protocol,
         "pool": asdict(pool) | {"relations": list(pool.relations), "questions": len(rows),
                                 "ids_sha256": hashlib.sha256(ids.encode()).hexdigest()},
         "budget": asdict(settings.budget),
