@@ -53,3 +53,35 @@ def test_eval_on_a_model_folder_writes_samples_and_summary(tmp_path, smol_tokeni
     assert summary["engine"]["model"]["source"] == "local"
     assert summary["em"] == sum(r["em"] for r in rows) / 6
     assert "6 questions  EM" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["probe", "--budget", "huge"], "unknown budget 'huge'"),
+    (["probe", "--relations", "P1"], "unknown relation"),
+    (["probe", "--per-relation", "0"], "--per-relation must be at least 1"),
+    (["probe", "--model", "nope"], "unknown model"),
+    (["split", "--profile", "missing-profile"], "profile missing-profile does not exist"),
+    (["split", "--profile", ".", "--known", "-1"], "not a finished profile"),
+])
+def test_probe_and_split_bad_input(argv, message, capsys, tmp_path):
+    out = tmp_path / "out"
+    assert main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_probe_then_split_from_the_command_line(tmp_path, smol_tokenizer, capsys):
+    folder = tmp_path / "model"
+    tiny_random_model("llama", len(smol_tokenizer)).save_pretrained(folder)
+    smol_tokenizer.save_pretrained(folder)
+    profile = tmp_path / "profile"
+    assert main(["probe", "--model", str(folder), "--relations", "P17", "--per-relation", "6", "--budget", "smoke",
+                 "--dtype", "float32", "--out", str(profile)]) == 0
+    out = capsys.readouterr().out
+    assert "P17" in out and f"profile written to {profile}" in out
+    manifest = json.loads((profile / "manifest.json").read_text())
+    assert manifest["counts"]["P17"]["total"] == 6 and manifest["model"]["source"] == "local"
+    # a random model knows nothing: the split says so, in one line
+    assert main(["split", "--profile", str(profile), "--out", str(tmp_path / "split")]) == 2
+    assert "no relation has at least 30% known facts" in capsys.readouterr().err
