@@ -70,6 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--limit", type=int, help="answer a seeded sample of this many questions")
     q.add_argument("--seed", type=int, default=0, help="seed of that sample (default: 0)")
     q.add_argument("--out", type=Path, help="write samples.jsonl and summary.json into this folder")
+    g = p.add_argument_group(
+        "factforget question sets (the same questions as the lm-eval tasks factforget_<set>)",
+        "With --sets, writes samples_factforget_<set>.jsonl per set into --out, in lm-eval's per-sample "
+        "shape; --limit then takes the first N questions of each set, as lm_eval --limit does.")
+    g.add_argument("--sets", nargs="+", metavar="SET",
+                   help="any of heldout new known_train ood pool (default with --split-dir: all)")
+    g.add_argument("--split-dir", type=Path, metavar="DIR",
+                   help="split folder from `factbench split` (default: the bundled SmolLM2-135M split)")
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("probe", help="build a knowledge profile (SliCK + guess evidence) of a base model",
@@ -175,6 +183,8 @@ def _eval(args) -> None:
     from .engines import make_engine
     from .files import write_json, write_jsonl
 
+    if args.sets or args.split_dir:
+        return _eval_sets(args)
     facts = answering.pick_questions(data.load(data.check_split(args.split), args.relations), args.limit, args.seed)
     if args.out and args.out.exists() and not args.out.is_dir():
         raise FactbenchError(f"--out {args.out} exists and is not a folder")
@@ -188,6 +198,47 @@ def _eval(args) -> None:
         write_jsonl(args.out / "samples.jsonl", run.records)
         write_json(args.out / "summary.json", summary)
         print(f"wrote {args.out}/samples.jsonl and summary.json")
+
+
+def _eval_sets(args) -> None:
+    """`factbench eval --sets`: the factforget questions through factbench's own engine."""
+    from . import answering, prompts, question_sets, samples
+    from .engines import GenerationParams, make_engine
+    from .files import write_json, write_jsonl
+
+    names = [question_sets.check_set(s) for s in (args.sets or question_sets.SETS)]
+    if args.relations:
+        raise FactbenchError("--relations does not apply to --sets (each set fixes its questions)")
+    if args.limit is not None and args.limit < 1:
+        raise FactbenchError(f"--limit must be at least 1, got {args.limit}")
+    needs_split = any(n in question_sets.SPLIT_SETS for n in names)
+    split = question_sets.find_split(args.split_dir, split_flag="--split-dir") if needs_split else None
+    sets = {n: question_sets.docs(n, split)[:args.limit] for n in names}  # validate all before loading a model
+    if args.out and args.out.exists() and not args.out.is_dir():
+        raise FactbenchError(f"--out {args.out} exists and is not a folder")
+    engine = make_engine(args.engine, args.model, revision=args.revision, dtype=args.dtype,
+                         batch_size=args.batch_size)
+    protocol = question_sets.question_protocol()  # the decoding the tasks' YAMLs also fix
+    params = GenerationParams(max_new_tokens=protocol["max_new_tokens"], stop=tuple(protocol["stop"]))
+    generation_kwargs = {"until": list(params.stop), "max_gen_toks": params.max_new_tokens,
+                         "do_sample": False, "temperature": 0.0}
+    summary = {"engine": engine.describe(), "split": str(split.path) if split else None, "sets": {}}
+    for name, docs in sets.items():
+        task = question_sets.task_name(name)
+        if not docs:
+            print(f"{task}: no questions, skipped")
+            continue
+        run = answering.answer(engine, [question_sets.fact_of(d) for d in docs], params=params)
+        rows = [samples.record(i, d, prompts.build_prompt(question_sets.fact_of(d), 0), r["completion"], r["em"],
+                               r["contains"], generation_kwargs) for i, (d, r) in enumerate(zip(docs, run.records))]
+        summary["sets"][task] = run.summary()
+        print(f"{task:<24} {len(rows):>5} questions  EM {summary['sets'][task]['em']:.3f}  "
+              f"contains {summary['sets'][task]['contains']:.3f}")
+        if args.out:
+            write_jsonl(args.out / f"samples_{task}.jsonl", rows)
+    if args.out:
+        write_json(args.out / "summary.json", summary)
+        print(f"wrote samples_<task>.jsonl per set and summary.json into {args.out}")
 
 
 def _probe(args) -> None:
