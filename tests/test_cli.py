@@ -29,6 +29,12 @@ def test_installed_entry_point_runs():
     (["eval", "--relations", "P0"], "unknown relation"),
     (["eval", "--split", "validation"], "unknown split"),
     (["eval", "--limit", "0"], "--limit must be at least 1"),
+    (["probe", "--budget", "huge"], "unknown budget 'huge'"),
+    (["probe", "--relations", "P1"], "unknown relation"),
+    (["probe", "--per-relation", "0"], "--per-relation must be at least 1"),
+    (["probe", "--model", "nope"], "unknown model"),
+    (["split", "--profile", "missing-profile"], "profile missing-profile does not exist"),
+    (["split", "--profile", ".", "--known", "-1"], "not a finished profile"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(argv, message, capsys, tmp_path):
     out = tmp_path / "out"
@@ -39,10 +45,15 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(argv, message, capsys, 
     assert not out.exists()
 
 
-def test_eval_on_a_model_folder_writes_samples_and_summary(tmp_path, smol_tokenizer, capsys):
+def _tiny_model_folder(tmp_path, tokenizer):
     folder = tmp_path / "model"
-    tiny_random_model("llama", len(smol_tokenizer)).save_pretrained(folder)
-    smol_tokenizer.save_pretrained(folder)
+    tiny_random_model("llama", len(tokenizer)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_eval_on_a_model_folder_writes_samples_and_summary(tmp_path, smol_tokenizer, capsys):
+    folder = _tiny_model_folder(tmp_path, smol_tokenizer)
     out = tmp_path / "run"
     assert main(["eval", "--model", str(folder), "--relations", "P17", "P36", "--limit", "6",
                  "--dtype", "float32", "--out", str(out)]) == 0
@@ -55,26 +66,9 @@ def test_eval_on_a_model_folder_writes_samples_and_summary(tmp_path, smol_tokeni
     assert "6 questions  EM" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["probe", "--budget", "huge"], "unknown budget 'huge'"),
-    (["probe", "--relations", "P1"], "unknown relation"),
-    (["probe", "--per-relation", "0"], "--per-relation must be at least 1"),
-    (["probe", "--model", "nope"], "unknown model"),
-    (["split", "--profile", "missing-profile"], "profile missing-profile does not exist"),
-    (["split", "--profile", ".", "--known", "-1"], "not a finished profile"),
-])
-def test_probe_and_split_bad_input(argv, message, capsys, tmp_path):
-    out = tmp_path / "out"
-    assert main([*argv, "--out", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert message in err and err.count("\n") == 1
-    assert not out.exists()
-
 
 def test_probe_then_split_from_the_command_line(tmp_path, smol_tokenizer, capsys):
-    folder = tmp_path / "model"
-    tiny_random_model("llama", len(smol_tokenizer)).save_pretrained(folder)
-    smol_tokenizer.save_pretrained(folder)
+    folder = _tiny_model_folder(tmp_path, smol_tokenizer)
     profile = tmp_path / "profile"
     assert main(["probe", "--model", str(folder), "--relations", "P17", "--per-relation", "6", "--budget", "smoke",
                  "--dtype", "float32", "--out", str(profile)]) == 0
