@@ -72,7 +72,7 @@ def main() -> int:
         "threads": args.threads,
         "batch_size": args.batch_size,
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-                   f"bf16 instructions: {cpu_has_fast_bf16()}",
+                   f"AMX: {cpu_has_fast_bf16()}",
         "naive_fp32_seconds": {"median": round(med(naive_times), 2), "runs": [round(t, 2) for t in naive_times]},
         "engine_fp32_seconds": {"median": round(med(engine_times), 2), "runs": [round(t, 2) for t in engine_times]},
         "engine_bf16_seconds": {"median": round(med(bf16_times), 2), "runs": [round(t, 2) for t in bf16_times]},

@@ -51,8 +51,9 @@ def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
 
 
 def cpu_has_fast_bf16() -> bool:
-    """AMX tiles make bf16 several times faster than fp32; AVX512-BF16 alone was not measured to
-    pay off (see BENCHMARKS.md), so only AMX counts."""
+    """AMX tiles make bf16 matmuls several times faster than fp32. On CPUs with only AVX512-BF16
+    the gain measured here was smaller (BENCHMARKS.md) and bf16 greedy answers differ from fp32
+    ones on a few percent of questions, so `auto` keeps fp32 there; `--dtype bfloat16` opts in."""
     try:
         flags = open("/proc/cpuinfo").read()
     except OSError:
