@@ -15,6 +15,8 @@ examples:
   factbench data stats                             what EntityQuestions data is bundled
   factbench eval --model smollm2-135m --split dev --limit 500 --out runs/smollm2-dev
   factbench models prepare smollm2-135m            convert the bundled model once (cached)
+  factbench score --base runs/base --tuned runs/sft --out cards/sft.json
+  factbench compare cards/sft.json cards/selfdistill.json
 
 Every command exits with code 2 and one line of explanation on bad input.
 """
@@ -127,6 +129,57 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--include-guessable", action="store_true",
                    help="count guessable HighlyKnown facts as known (default: excluded)")
     p.set_defaults(func=_split)
+
+    p = sub.add_parser("score", help="score a fine-tune against its base: retention, forgetting, acquisition, flips",
+                       formatter_class=_formatter,
+                       description="Score a fine-tuned checkpoint against its base, fact by fact, on the factforget "
+                                   "sets of a split: retention and forgetting of held-out known facts, acquisition "
+                                   "of the new facts trained on, the flip table, 95% bootstrap intervals. Each of "
+                                   "--base and --tuned is an lm-eval --log_samples folder, a `factbench eval --sets "
+                                   "--out` folder, or a model (then factbench answers the sets itself).",
+                       epilog="examples:\n"
+                              "  factbench score --base runs/lm-eval/base --tuned runs/lm-eval/sft --out cards/sft.json\n"
+                              "  factbench score --base smollm2-135m --tuned ./my-finetune --split splits/smol\n"
+                              "  factbench score --base runs/base --tuned runs/sft --training-log runs/sft/log.jsonl\n"
+                              "\ntraining log (--training-log): JSON Lines, one row per epoch, e.g.\n"
+                              '  {"epoch": 0, "heldout_accuracy": 0.97}\n'
+                              '  {"epoch": 1, "heldout_accuracy": 0.91, "new_accuracy": 0.42}')
+    p.add_argument("--base", required=True, metavar="B", help="the base model's answers folder, or the base model")
+    p.add_argument("--tuned", required=True, metavar="T", help="the fine-tune's answers folder, or the fine-tune")
+    p.add_argument("--split", metavar="DIR", help="split folder (default: the bundled SmolLM2-135M split)")
+    p.add_argument("--out", type=Path, metavar="CARD.json", help="write the score card (JSON) here")
+    p.add_argument("--training-log", type=Path, metavar="FILE",
+                   help="per-epoch JSONL with epoch and heldout_accuracy: adds peak-relative forgetting")
+    g = p.add_argument_group("when --base or --tuned is a model")
+    g.add_argument("--engine", default="hf", choices=["hf", "vllm"], help="hf (CPU/GPU, default) or vllm (GPU)")
+    g.add_argument("--dtype", default="auto", help="auto (bf16 where the hardware has it), float32, bfloat16")
+    g.add_argument("--batch-size", type=int, help="hf engine batch size (default: 32)")
+    g.add_argument("--base-revision", help="hub revision of the base model")
+    g.add_argument("--tuned-revision", help="hub revision of the fine-tune")
+    g.add_argument("--limit", type=int,
+                   help="answer only the first N questions of each set (a model scored against an answers folder "
+                        "is asked only the questions that folder answered, without this)")
+    g.add_argument("--save-answers", type=Path, metavar="DIR",
+                   help="keep the answers factbench generates in DIR/base and DIR/tuned (reusable as folders)")
+    g = p.add_argument_group("statistics")
+    g.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default: 2000)")
+    g.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    p.set_defaults(func=_score)
+
+    p = sub.add_parser("compare", help="paired comparison of score cards of fine-tunes of one base",
+                       formatter_class=_formatter,
+                       description="For each pair of score cards (fine-tunes of the same base, scored on the same "
+                                   "split): the both-right / only-A / only-B / both-wrong table on held-out known "
+                                   "facts, an exact McNemar test, a paired bootstrap interval of the difference in "
+                                   "forgetting, and a plain-language verdict.",
+                       epilog="examples:\n"
+                              "  factbench compare cards/sft.json cards/selfdistill.json\n"
+                              "  factbench compare cards/*.json --out comparison.json")
+    p.add_argument("cards", nargs="+", type=Path, metavar="CARD", help="score cards from `factbench score --out`")
+    p.add_argument("--out", type=Path, metavar="FILE.json", help="also write the comparison as JSON")
+    p.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default: 2000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    p.set_defaults(func=_compare)
     return parser
 
 
@@ -202,43 +255,18 @@ def _eval(args) -> None:
 
 def _eval_sets(args) -> None:
     """`factbench eval --sets`: the factforget questions through factbench's own engine."""
-    from . import answering, prompts, question_sets, samples
-    from .engines import GenerationParams, make_engine
-    from .files import write_json, write_jsonl
+    from . import evaluation, question_sets
+    from .engines import make_engine
 
     names = [question_sets.check_set(s) for s in (args.sets or question_sets.SETS)]
     if args.relations:
         raise FactbenchError("--relations does not apply to --sets (each set fixes its questions)")
-    if args.limit is not None and args.limit < 1:
-        raise FactbenchError(f"--limit must be at least 1, got {args.limit}")
-    needs_split = any(n in question_sets.SPLIT_SETS for n in names)
-    split = question_sets.find_split(args.split_dir, split_flag="--split-dir") if needs_split else None
-    sets = {n: question_sets.docs(n, split)[:args.limit] for n in names}  # validate all before loading a model
+    split, sets = evaluation.find_sets(names, args.split_dir, args.limit)  # validate all before loading a model
     if args.out and args.out.exists() and not args.out.is_dir():
         raise FactbenchError(f"--out {args.out} exists and is not a folder")
     engine = make_engine(args.engine, args.model, revision=args.revision, dtype=args.dtype,
                          batch_size=args.batch_size)
-    protocol = question_sets.question_protocol()  # the decoding the tasks' YAMLs also fix
-    params = GenerationParams(max_new_tokens=protocol["max_new_tokens"], stop=tuple(protocol["stop"]))
-    generation_kwargs = {"until": list(params.stop), "max_gen_toks": params.max_new_tokens,
-                         "do_sample": False, "temperature": 0.0}
-    summary = {"engine": engine.describe(), "split": str(split.path) if split else None, "sets": {}}
-    for name, docs in sets.items():
-        task = question_sets.task_name(name)
-        if not docs:
-            print(f"{task}: no questions, skipped")
-            continue
-        run = answering.answer(engine, [question_sets.fact_of(d) for d in docs], params=params)
-        rows = [samples.record(i, d, prompts.build_prompt(question_sets.fact_of(d), 0), r["completion"], r["em"],
-                               r["contains"], generation_kwargs) for i, (d, r) in enumerate(zip(docs, run.records))]
-        summary["sets"][task] = run.summary()
-        print(f"{task:<24} {len(rows):>5} questions  EM {summary['sets'][task]['em']:.3f}  "
-              f"contains {summary['sets'][task]['contains']:.3f}")
-        if args.out:
-            write_jsonl(args.out / f"samples_{task}.jsonl", rows)
-    if args.out:
-        write_json(args.out / "summary.json", summary)
-        print(f"wrote samples_<task>.jsonl per set and summary.json into {args.out}")
+    evaluation.answer_sets(engine, sets, split, out=args.out)
 
 
 def _probe(args) -> None:
@@ -286,6 +314,58 @@ def _split(args) -> None:
     sizes = {name: sum(sum(c.values()) for c in counts.values()) for name, counts in manifest["counts"].items()}
     print(f"relations kept: {', '.join(kept)}")
     print(f"train {sizes['train']}  heldout {sizes['heldout']}  ood {sizes['ood']}  ->  {args.out}")
+
+
+def _score(args) -> None:
+    from . import question_sets, scorecard, scoring
+
+    if args.out and args.out.is_dir():
+        raise FactbenchError(f"--out {args.out} is a folder; give a file name such as card.json")
+    boot = scoring.Bootstrap(args.resamples, args.seed)
+    split = question_sets.find_split(args.split, split_flag="--split")
+    if args.training_log:
+        scoring.read_training_log(args.training_log)  # a bad log fails before any model runs
+    wanted = {"base": (args.base, args.base_revision), "tuned": (args.tuned, args.tuned_revision)}
+    sides, models_to_run = {}, []
+    for role, (where, revision) in wanted.items():
+        if scoring.is_answers_folder(where):
+            sides[role] = scoring.read_answers(where, role)
+        else:
+            scoring.check_model_spec(where, role, revision)
+            models_to_run.append(role)
+    if not models_to_run and (args.limit is not None or args.save_answers):
+        raise FactbenchError("--limit and --save-answers apply only when --base or --tuned is a model")
+    if models_to_run:  # a folder that cannot be scored fails before any model runs
+        for side in sides.values():
+            scoring.check_side(side, split)
+    if args.save_answers:
+        for role in models_to_run:
+            if (args.save_answers / role).exists() and any((args.save_answers / role).iterdir()):
+                raise FactbenchError(f"--save-answers {args.save_answers / role} already holds files; choose another")
+    for role in models_to_run:
+        where, revision = wanted[role]
+        sides[role] = scoring.answer_with_model(
+            where, role, split, engine=args.engine, revision=revision, dtype=args.dtype, batch_size=args.batch_size,
+            limit=args.limit, same_questions_as=sides.get("tuned" if role == "base" else "base"),
+            save_to=args.save_answers / role if args.save_answers else None)
+    card = scoring.score(sides["base"], sides["tuned"], split, training_log=args.training_log, boot=boot)
+    print(scorecard.render(card))
+    if args.out:
+        scorecard.write_card(card, args.out)
+        print(f"\nwrote score card {args.out}")
+
+
+def _compare(args) -> None:
+    from . import compare, scoring
+    from .files import write_json
+
+    if args.out and args.out.is_dir():
+        raise FactbenchError(f"--out {args.out} is a folder; give a file name such as comparison.json")
+    result = compare.compare(compare.load_cards(args.cards), scoring.Bootstrap(args.resamples, args.seed))
+    print(compare.render(result))
+    if args.out:
+        write_json(args.out, result)
+        print(f"\nwrote {args.out}")
 
 
 def _demo(args) -> None:

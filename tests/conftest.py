@@ -54,3 +54,25 @@ def tiny_random_model(arch: str, vocab_size: int, seed: int = 0):
         return LlamaForCausalLM(cfg).eval()
     cfg = GPT2Config(vocab_size=vocab_size, n_embd=32, n_layer=2, n_head=4, n_positions=512)
     return GPT2LMHeadModel(cfg).eval()
+
+
+def run_lm_eval(model_dir, tasks, out, limit, metadata=None, batch_size=4) -> dict:
+    """lm-eval in-process, writing exactly what `lm_eval --model hf --output_path OUT --log_samples` writes:
+    OUT/<model>/results_<date>.json and OUT/<model>/samples_<task>_<date>.jsonl. Returns lm-eval's results."""
+    from lm_eval import simple_evaluate
+    from lm_eval.loggers import EvaluationTracker
+    from lm_eval.tasks import TaskManager
+
+    import factbench
+
+    # simple_evaluate ignores its own metadata= when given a TaskManager: the metadata goes here.
+    tm = TaskManager(include_path=str(factbench.tasks_dir()), include_defaults=False, metadata=metadata or {})
+    tracker = EvaluationTracker(output_path=str(out))
+    result = simple_evaluate(model="hf", model_args={"pretrained": str(model_dir), "dtype": "float32"},
+                             tasks=tasks, task_manager=tm, limit=limit, log_samples=True, device="cpu",
+                             batch_size=batch_size, evaluation_tracker=tracker)
+    logged = result.pop("samples")
+    tracker.save_results_aggregated(results=result, samples=logged)  # as lm-eval's CLI saves them
+    for task in result["configs"]:
+        tracker.save_results_samples(task_name=task, samples=logged[task])
+    return result

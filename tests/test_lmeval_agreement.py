@@ -8,13 +8,10 @@ its smallest preset does not yet recall its facts and takes over a minute to bui
 SmolLM2 then checks that right answers are scored alike (`em` not all zero).
 """
 
-import json
-
 import pytest
-from conftest import tiny_random_model
+from conftest import run_lm_eval, tiny_random_model
 from test_lmeval_tasks import make_scripted_split
 
-import factbench
 from factbench import question_sets, samples
 from factbench.cli import main
 
@@ -32,22 +29,6 @@ def random_model_dir(tmp_path_factory, smol_tokenizer):
     tiny_random_model("llama", len(smol_tokenizer)).save_pretrained(folder)
     smol_tokenizer.save_pretrained(folder)
     return folder
-
-
-def run_lm_eval(model_dir, tasks, out, limit, metadata=None, batch_size=4) -> None:
-    """lm-eval in-process, as `lm_eval --model hf ... --log_samples` would, samples written to `out`."""
-    from lm_eval import simple_evaluate
-    from lm_eval.tasks import TaskManager
-
-    # simple_evaluate ignores its own metadata= when given a TaskManager: the metadata goes here.
-    tm = TaskManager(include_path=str(factbench.tasks_dir()), include_defaults=False, metadata=metadata or {})
-    result = simple_evaluate(model="hf", model_args={"pretrained": str(model_dir), "dtype": "float32"},
-                             tasks=tasks, task_manager=tm, limit=limit, log_samples=True, device="cpu",
-                             batch_size=batch_size)
-    out.mkdir(parents=True, exist_ok=True)
-    for task, rows in result["samples"].items():
-        with open(out / f"samples_{task}_lmeval.jsonl", "w") as f:
-            f.writelines(json.dumps(r, default=str) + "\n" for r in rows)
 
 
 def assert_same_answers(factbench_out, lm_eval_out, tasks) -> list[dict]:
