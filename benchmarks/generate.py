@@ -23,7 +23,7 @@ import torch
 
 from factbench import answering, answers, data, models, prompts
 from factbench.engines.base import GenerationParams
-from factbench.engines.hf import HFEngine, cpu_has_fast_bf16, reference_generate
+from factbench.engines.hf import HFEngine, cpu_has_amx, reference_generate
 
 
 def timed(fn, runs):
@@ -72,7 +72,7 @@ def main() -> int:
         "threads": args.threads,
         "batch_size": args.batch_size,
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-                   f"AMX: {cpu_has_fast_bf16()}",
+                   f"AMX: {cpu_has_amx()}",
         "naive_fp32_seconds": {"median": round(med(naive_times), 2), "runs": [round(t, 2) for t in naive_times]},
         "engine_fp32_seconds": {"median": round(med(engine_times), 2), "runs": [round(t, 2) for t in engine_times]},
         "engine_bf16_seconds": {"median": round(med(bf16_times), 2), "runs": [round(t, 2) for t in bf16_times]},

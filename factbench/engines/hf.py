@@ -10,7 +10,8 @@ What makes it fast compared with one `model.generate` per prompt:
 2. **Length-sorted batches** inside a group, so padding is minimal.
 3. **Early exit per row.** Rows that hit a stop string or EOS leave the batch (their KV cache rows
    are dropped), so a batch of 2-token answers does not run 16 steps at full width.
-4. **bf16 where the hardware has it** (CUDA, or CPUs with AMX), fp32 otherwise.
+4. **bf16 on CUDA** by default; on CPUs fp32 unless `dtype="bfloat16"` (faster, but it changes a
+   few percent of greedy answers: see BENCHMARKS.md).
 
 Sampling uses one seeded `torch.Generator` per (prompt, sample), so the same prompt gets the same
 samples whatever batch or order it is in.
@@ -38,11 +39,15 @@ MIN_SHARED_PREFIX = 8
 
 
 def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """'auto' picks bf16 where the hardware runs it natively, fp32 elsewhere."""
+    """'auto' is bf16 on CUDA and fp32 on CPUs.
+
+    On this project's 2-core CPU bf16 answered 2x faster than fp32 but changed 7% of greedy answers
+    (BENCHMARKS.md); answers are what factbench measures, so CPUs use fp32 unless asked otherwise.
+    """
     if dtype == "auto":
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
+        return torch.float32
     try:
         return {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
                 "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}[dtype]
@@ -50,10 +55,8 @@ def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
         raise FactbenchError(f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16") from None
 
 
-def cpu_has_fast_bf16() -> bool:
-    """AMX tiles make bf16 matmuls several times faster than fp32. On CPUs with only AVX512-BF16
-    the gain measured here was smaller (BENCHMARKS.md) and bf16 greedy answers differ from fp32
-    ones on a few percent of questions, so `auto` keeps fp32 there; `--dtype bfloat16` opts in."""
+def cpu_has_amx() -> bool:
+    """Reported by the benchmarks: AMX is what makes bf16 several times faster on Intel CPUs."""
     try:
         flags = open("/proc/cpuinfo").read()
     except OSError:
