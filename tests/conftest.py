@@ -76,3 +76,11 @@ def run_lm_eval(model_dir, tasks, out, limit, metadata=None, batch_size=4) -> di
     for task in result["configs"]:
         tracker.save_results_samples(task_name=task, samples=logged[task])
     return result
+
+
+@pytest.fixture(scope="session")
+def tiny_world(factbench_cache):
+    """The tiny toy world (a GPT-2 that knows 150 EntityQuestions facts), built once per run."""
+    from factbench import toyworld
+
+    return toyworld.toy_world(toyworld.ToyWorldConfig.tiny(), cache_dir=factbench_cache)
