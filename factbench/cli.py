@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="per-epoch JSONL with epoch and heldout_accuracy: adds peak-relative forgetting")
     g = p.add_argument_group("when --base or --tuned is a model")
     g.add_argument("--engine", default="hf", choices=["hf", "vllm"], help="hf (CPU/GPU, default) or vllm (GPU)")
-    g.add_argument("--dtype", default="auto", help="auto (bf16 where the hardware has it), float32, bfloat16")
+    g.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16")
     g.add_argument("--batch-size", type=int, help="hf engine batch size (default: 32)")
     g.add_argument("--base-revision", help="hub revision of the base model")
     g.add_argument("--tuned-revision", help="hub revision of the fine-tune")
@@ -180,6 +180,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default: 2000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     p.set_defaults(func=_compare)
+
+    p = sub.add_parser("leaderboard", help="collect score cards into published tables, a web page and plots",
+                       formatter_class=_formatter,
+                       description="A leaderboard folder holds score cards in cards/. `add` validates a card and "
+                                   "copies it there (refusing invalid cards and duplicates); `build` writes "
+                                   "README.md (Markdown tables), leaderboard.csv, plots/*.png and index.html (one "
+                                   "offline page: sortable tables, a base-model filter, retention against "
+                                   "acquisition, per-relation flips).",
+                       epilog="examples:\n"
+                              "  factbench leaderboard add cards/sft.json\n"
+                              "  factbench leaderboard build\n"
+                              "  factbench leaderboard add card.json --dir my-board && factbench leaderboard build "
+                              "--dir my-board")
+    lsub = p.add_subparsers(dest="leaderboard_command", metavar="ACTION", required=True)
+    s = lsub.add_parser("add", help="validate a score card and add it to DIR/cards")
+    s.add_argument("card", type=Path, metavar="CARD", help="a score card from `factbench score --out`")
+    s.add_argument("--dir", type=Path, default=Path("leaderboard"), help="leaderboard folder (default: leaderboard)")
+    s.set_defaults(func=_leaderboard_add)
+    s = lsub.add_parser("build", help="write DIR/README.md, leaderboard.csv, plots/ and index.html from DIR/cards")
+    s.add_argument("--dir", type=Path, default=Path("leaderboard"), help="leaderboard folder (default: leaderboard)")
+    s.set_defaults(func=_leaderboard_build)
+
+    p = sub.add_parser("train", help="fine-tune with a reference recipe: sft, freeze, selfdistill, known-only, l2anchor",
+                       formatter_class=_formatter,
+                       description="Fine-tune a base model on a split's training facts with one of the reference "
+                                   "recipes (METHOD.md §4), on the transformers Trainer (accelerate / torchrun work "
+                                   "as usual). Writes the model, training_log.jsonl (held-out / new / known-train "
+                                   "accuracy per epoch) and recipe_card.json into output_dir.",
+                       epilog="recipes:\n"
+                              "  sft          all parameters, cross-entropy on the answers of Known + Unknown facts\n"
+                              "  freeze       SFT with a trainable preset (trainable=attention|ffn|all) or patterns\n"
+                              "  selfdistill  teacher = 1 epoch SFT on Known facts; student: CE + λτ²·KL to it\n"
+                              "  known-only   SFT on the Known facts only (the stability reference)\n"
+                              "  l2anchor     SFT + λ·||θ − θ0||² (l2_lambda)\n"
+                              "\nconfigs: a YAML file, or a bundled one by name: toy, smollm2_demo, qwen2.5_1.5b, "
+                              "llama3.1_8b\n"
+                              "\nexamples:\n"
+                              "  factbench train --recipe sft --config toy output_dir=runs/toy/sft\n"
+                              "  factbench train --recipe freeze --config toy trainable=ffn output_dir=runs/toy/ffn\n"
+                              "  factbench train --recipe selfdistill --config my.yaml distill_lambda=0.5 "
+                              "teacher_cache=topk\n"
+                              "  torchrun --nproc_per_node 8 -m factbench.cli train --recipe sft --config "
+                              "llama3.1_8b")
+    p.add_argument("--recipe", required=True, metavar="RECIPE", help="sft, freeze, selfdistill, known-only or l2anchor")
+    p.add_argument("--config", required=True, metavar="CONFIG", help="YAML file or bundled config name")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="settings on top of the config (any RecipeConfig or TrainingArguments field)")
+    p.set_defaults(func=_train)
     return parser
 
 
@@ -194,7 +242,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model", default="smollm2-135m", help="smollm2-135m (default), toy[:PRESET], a folder or a hub id")
     g.add_argument("--revision", help="hub revision (branch, tag or commit)")
     g.add_argument("--engine", default="hf", choices=["hf", "vllm"], help="hf (CPU/GPU, default) or vllm (GPU)")
-    g.add_argument("--dtype", default="auto", help="auto (bf16 where the hardware has it), float32, bfloat16")
+    g.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16")
     g.add_argument("--batch-size", type=int, help="hf engine batch size (default: 32)")
 
 
@@ -366,6 +414,31 @@ def _compare(args) -> None:
     if args.out:
         write_json(args.out, result)
         print(f"\nwrote {args.out}")
+
+
+def _leaderboard_add(args) -> None:
+    from . import leaderboard
+
+    target = leaderboard.add(args.card, args.dir)
+    print(f"added {target}; run `factbench leaderboard build --dir {args.dir}` to update the tables and page")
+
+
+def _leaderboard_build(args) -> None:
+    from . import leaderboard
+
+    written = leaderboard.build(args.dir)
+    print(f"wrote {len(written)} files in {args.dir}: " + ", ".join(str(p.relative_to(args.dir)) for p in written))
+
+
+def _train(args) -> None:
+    from . import recipes
+
+    result = recipes.train(args.recipe, args.config, args.overrides)
+    final = result.card.get("final") or {}
+    scores = "  ".join(f"{k.removesuffix('_accuracy')} {v:.3f}" for k, v in final.items()
+                       if k.endswith("_accuracy") and v is not None)
+    print(f"{args.recipe}: {scores or 'trained'}  ({result.card['wall_seconds']} s)")
+    print(f"wrote the model, training_log.jsonl and recipe_card.json into {result.output_dir}")
 
 
 def _demo(args) -> None:

@@ -1,0 +1,254 @@
+"""The leaderboard: published score cards, and the tables, plots and page built from them.
+
+A leaderboard folder (the repository's `leaderboard/`, or any `--dir`) holds score cards in
+`cards/`; `factbench leaderboard add CARD` validates one and copies it there, and
+`factbench leaderboard build` writes, from every card in `cards/`:
+
+  README.md        Markdown tables, one section per base model, one table per question protocol
+  leaderboard.csv  one row per card, every number with its 95% interval
+  plots/*.png      retention against acquisition, one plot per table
+  index.html       one self-contained page (no network): sortable tables, a base-model filter,
+                   the same trade-off as inline SVG, and a click-a-row per-relation view
+
+Cards scored under different question protocols never share a table: their numbers do not mean
+the same thing (factbench.protocol). Every string from a card is untrusted and escaped
+(factbench.leaderboard.render).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import data, scorecard, scoring
+from ..errors import FactbenchError
+from ..files import atomic_path, write_text
+
+MISSING = "—"
+
+
+class LeaderboardError(FactbenchError):
+    """A card that cannot join the leaderboard, or a leaderboard folder that cannot be built."""
+
+
+# ---- one row per card ----------------------------------------------------------------------------
+
+@dataclass
+class Entry:
+    """One fine-tune's row: who it is, what it was tuned with, and its headline numbers."""
+
+    file: str  # the card's file name in cards/
+    card: dict
+
+    @property
+    def base(self) -> str:
+        return model_name(self.card["base"])
+
+    @property
+    def base_revision(self) -> str:
+        return model_revision(self.card["base"])
+
+    @property
+    def tuned(self) -> str:
+        return model_name(self.card["tuned"])
+
+    @property
+    def tuned_revision(self) -> str:
+        return model_revision(self.card["tuned"])
+
+    @property
+    def recipe(self) -> str:
+        return recipe(self.card)
+
+    @property
+    def base_key(self) -> str:
+        return identity(self.card["base"])
+
+    @property
+    def summary(self) -> dict:
+        return self.card["summary"]
+
+    def base_point(self) -> tuple[dict, dict | None]:
+        """The base model's own (retention, acquisition): where every fine-tune started from."""
+        new = self.card["sets"]["new"]
+        return self.summary["base_heldout_accuracy"], new["base_accuracy"] if new["status"] == "scored" else None
+
+    def by_relation(self, set_name: str) -> dict:
+        entry = self.card["sets"][set_name]
+        return entry["flips"]["by_relation"] if entry["status"] == "scored" else {}
+
+
+def model_name(side: dict) -> str:
+    """The model's name as a reader knows it: a local folder by its own name, not its full path."""
+    model = side.get("model") or {}
+    name = model.get("name") or side.get("label") or MISSING
+    if model.get("source") == "local":
+        name = Path(name).name or name
+    return str(name)
+
+
+def model_revision(side: dict) -> str:
+    """Hub revision (and commit) where known, else the weights' content hash: what pins the model."""
+    model = side.get("model") or {}
+    revision = model.get("revision")
+    if revision and model.get("sha"):
+        return f"{revision} ({str(model['sha'])[:12]})"
+    if revision:
+        return str(revision)
+    if model.get("sha"):
+        return str(model["sha"])[:12]
+    if model.get("content_sha256"):
+        return f"sha256:{str(model['content_sha256'])[:12]}"
+    return MISSING
+
+
+def identity(side: dict) -> str:
+    """What makes two sides the same model (scoring.model_key); with no model identity, its answers."""
+    return scoring.model_key(side) or f"answers:{side['answers_sha256']}"
+
+
+def recipe(card: dict) -> str:
+    """The recipe a fine-tune was made with, when the card says: a `recipe` field, else a 'recipe: ...' note."""
+    for where in (card["tuned"], card["tuned"].get("model") or {}):
+        value = where.get("recipe")
+        if isinstance(value, dict):
+            value = value.get("recipe") or value.get("name")
+        if value:
+            return str(value)
+    for note in card["notes"]:
+        if note.lower().startswith("recipe:"):
+            return note.split(":", 1)[1].strip() or MISSING
+    return MISSING
+
+
+def relation_name(relation: str) -> str:
+    return data.RELATIONS.get(relation, ("",))[0]
+
+
+# ---- tables: one per (base model, question protocol) ---------------------------------------------
+
+@dataclass
+class Table:
+    base: str  # the base model's name and revision, as shown
+    base_key: str
+    protocol_hash: str
+    protocol: dict
+    entries: list[Entry]
+    slug: str = ""  # unique within the leaderboard: names its plot file and its place in the page
+
+
+def tables(entries: list[Entry]) -> list[Table]:
+    """Group rows by base model, then protocol; best retention first within a table."""
+    groups: dict[tuple[str, str], list[Entry]] = {}
+    for e in entries:
+        groups.setdefault((e.base_key, e.card["protocol_hash"]), []).append(e)
+    out = []
+    for (base_key, protocol_hash), rows in groups.items():
+        rows.sort(key=lambda e: (-(e.summary["retention"]["value"] or 0), e.tuned, e.file))
+        first = rows[0]
+        shown = first.base if first.base_revision == MISSING else f"{first.base} @ {first.base_revision}"
+        out.append(Table(shown, base_key, protocol_hash, first.card["protocol"], rows))
+    out.sort(key=lambda t: (t.base, t.base_key, -len(t.entries), t.protocol_hash))  # a base's biggest table first
+    seen: set[str] = set()
+    for t in out:  # two bases may share a shown name (two local folders called "model")
+        slug = stem = f"{slugify(t.base)}-{t.protocol_hash[:8]}"
+        while slug in seen:
+            slug = f"{stem}-{len(seen)}"
+        seen.add(slug)
+        t.slug = slug
+    return out
+
+
+def slugify(text: str, limit: int = 40) -> str:
+    """A file-name-safe piece of a (possibly hostile) model name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:limit].strip("-.") or "model"
+
+
+# ---- the cards folder ----------------------------------------------------------------------------
+
+def cards_dir(folder: Path) -> Path:
+    return Path(folder) / "cards"
+
+
+def content_hash(card: dict) -> str:
+    return hashlib.sha256(json.dumps(card, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def load_entries(folder: Path) -> list[Entry]:
+    """Every card in FOLDER/cards, validated; a broken card or a duplicate stops the build."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise LeaderboardError(f"--dir {folder} is a file, not a leaderboard folder")
+    entries = []
+    for path in sorted(cards_dir(folder).glob("*.json")):
+        try:
+            card = scorecard.load_card(path)
+        except scorecard.CardError as e:
+            raise LeaderboardError(f"{e}; fix or remove it") from None
+        entry = Entry(path.name, card)
+        _refuse_duplicate(card, entries, folder)
+        entries.append(entry)
+    return entries
+
+
+def _refuse_duplicate(card: dict, entries: list[Entry], folder: Path) -> None:
+    digest = content_hash(card)
+    key = (identity(card["base"]), identity(card["tuned"]), card["protocol_hash"])
+    for e in entries:
+        where = cards_dir(folder) / e.file
+        if content_hash(e.card) == digest:
+            raise LeaderboardError(f"{where} already holds this score card (same content)")
+        if (identity(e.card["base"]), identity(e.card["tuned"]), e.card["protocol_hash"]) == key:
+            raise LeaderboardError(
+                f"{where} already holds a score card of the same base (base.model: {key[0]}), fine-tune "
+                f"(tuned.model: {key[1]}) and question protocol (protocol_hash: {key[2]}); remove it to replace it")
+
+
+def add(card_path: Path, folder: Path) -> Path:
+    """Validate a score card and copy it into FOLDER/cards; refuse invalid cards and duplicates."""
+    card = scorecard.load_card(card_path)  # names the first invalid field
+    entries = load_entries(folder)
+    _refuse_duplicate(card, entries, folder)
+    e = Entry("", card)
+    target = cards_dir(folder) / f"{slugify(e.base, 30)}--{slugify(e.tuned)}-{content_hash(card)[:10]}.json"
+    scorecard.write_card(card, target)
+    return target
+
+
+# ---- build ---------------------------------------------------------------------------------------
+
+def factbench_commit() -> str | None:
+    """The commit of the factbench code building the leaderboard, when it runs from a git checkout."""
+    try:
+        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
+                              capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode != 0:
+        return None
+    return done.stdout.strip() or None
+
+
+def build(folder: Path) -> list[Path]:
+    """Render everything in memory first, then write each output atomically: a failed build changes nothing."""
+    from . import plots, render
+
+    folder = Path(folder)
+    entries = load_entries(folder)
+    grouped = tables(entries)
+    commit = factbench_commit()
+    pngs = {f"{t.slug}.png": plots.tradeoff_png(t) for t in grouped}
+    outputs = {"README.md": render.markdown(grouped, commit),
+               "leaderboard.csv": render.csv_text(grouped, commit),
+               "index.html": render.page(grouped, commit)}
+    with atomic_path(folder / "plots") as tmp:  # the whole folder, so plots of removed cards go too
+        tmp.mkdir()
+        for name, png in pngs.items():
+            (tmp / name).write_bytes(png)
+    for name, text in outputs.items():
+        write_text(folder / name, text)
+    return [folder / name for name in outputs] + [folder / "plots" / name for name in pngs]

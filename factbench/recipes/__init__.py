@@ -1,0 +1,24 @@
+"""Reference training recipes (METHOD.md §4): `factbench train --recipe R --config C.yaml`.
+
+| recipe        | what trains, on what                                                          | file          |
+|---------------|-------------------------------------------------------------------------------|---------------|
+| `sft`         | all parameters, cross-entropy, Known + Unknown training facts                  | sft.py        |
+| `freeze`      | SFT with a trainable-parameter preset (`attention` by default, `ffn`, patterns) | freeze.py     |
+| `selfdistill` | stage 1: SFT on Known facts = frozen teacher; stage 2: CE + λτ²·KL to it        | selfdistill.py|
+| `known-only`  | SFT on the Known training facts only: the stability reference                  | known_only.py |
+| `l2anchor`    | SFT + λ·‖θ − θ₀‖², a pull to the starting weights                              | l2anchor.py   |
+
+From Python:
+
+    from factbench import recipes
+    result = recipes.train("selfdistill", recipes.load_config("toy", ["output_dir=runs/sd"]))
+    result.output_dir, result.card["final"]
+
+Each run writes into `output_dir`: the model and tokenizer (a normal Hugging Face folder),
+`training_log.jsonl` (one evaluation row per epoch) and, last, `recipe_card.json`.
+"""
+
+from .config import RecipeConfig, bundled_configs, load_config
+from .runner import RECIPES, TrainResult, train
+
+__all__ = ["RECIPES", "RecipeConfig", "TrainResult", "bundled_configs", "load_config", "train"]

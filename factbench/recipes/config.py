@@ -1,0 +1,264 @@
+"""A recipe's settings: one dataclass, read from YAML, with `key=value` overrides.
+
+`RecipeConfig` extends transformers' `TrainingArguments` (as TRL's trainer configs do), so every
+Trainer setting (batch size, schedule, bf16, gradient checkpointing, `fsdp`, `deepspeed`, ...)
+is a key of the same YAML file and works as it does anywhere else in the HF stack.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import torch
+import yaml
+from transformers import TrainingArguments
+
+from ..errors import FactbenchError
+
+LOSS_ON = ("answer", "all")
+TEACHERS = ("stage1", "base")
+STUDENT_INITS = ("teacher", "base")
+TEACHER_CACHES = ("none", "topk")
+EVAL_SETS = ("heldout", "new", "known_train", "ood")
+
+
+@dataclass
+class RecipeConfig(TrainingArguments):
+    """Settings of `factbench train` (the recipe itself is chosen on the command line).
+
+    Every `TrainingArguments` field is accepted too; only the defaults below differ from
+    transformers' (learning_rate 5e-5 is METHOD.md's and transformers' default alike).
+
+    Model and data:
+        model: the base model, any spec `factbench.models.load` takes (`smollm2-135m`, `toy[:PRESET]`,
+            a folder, a hub id).
+        revision: hub revision of the model.
+        split_dir: the split folder (`factbench split`) whose `train.jsonl` is the training data and
+            whose held-out / new / known-train sets are evaluated each epoch; `bundled` (or unset) is
+            the bundled SmolLM2-135M split; `toy[:PRESET]` a split derived from that toy world.
+        loss_on: `answer` (default) puts the loss on the answer tokens and the final eos only;
+            `all` on every token of `Q: ...\\nA: ...` + eos. **[ours]**
+        max_length: longest training example in tokens; a longer one is an error, never truncated.
+        packing: join consecutive examples into sequences of up to max_length tokens (default
+            false: one example per sequence, as published). Each keeps its own answer loss; most
+            facts then follow other facts, as in a few-shot prompt, which matters for models with
+            absolute position embeddings such as the toy world's. **[ours]**
+
+    Which parameters train (every recipe; see recipes/freeze.py):
+        trainable: a preset (`attention`, `ffn`, `all`) or a list of parameter-name patterns.
+            Unset: `attention` for the freeze recipe, `all` for the others.
+
+    Self-distillation (recipe `selfdistill`; METHOD.md §4.3):
+        distill_lambda: λ, weight of the KL term (default 1; must be >= 0).
+        distill_tau: τ, softmax temperature of teacher and student in the KL (default 0.5; > 0).
+        teacher: `stage1` (default): 1 epoch of SFT on the Known training facts, frozen; `base`: the
+            base model itself (no stage 1). **[ours]** option
+        teacher_epochs: length of stage 1 in epochs (default 1).
+        student_init: the stage-2 student starts from the `teacher` (default: it drifts away from
+            the teacher, which the KL term restrains) or from the `base` model. **[ours]**
+        kl_on: `answer` (default) or `all` non-padded tokens. **[ours]** option
+        teacher_cache: `none` (default) keeps the teacher in memory and runs it every step;
+            `topk` runs it once over the training data and keeps its top-k log-probabilities
+            (the approximation is described in recipes/losses.py).
+        teacher_topk: k of the cache (default 64).
+
+    L2 anchor (recipe `l2anchor`):
+        l2_lambda: λ of λ·||θ − θ₀||², summed over the trainable parameters (default 1e-3). **[ours]**
+
+    Evaluation each epoch (written to `training_log.jsonl` in output_dir):
+        eval_each_epoch: greedy 4-shot accuracy on `eval_sets` after every epoch (default true).
+        eval_before_training: also before the first step, logged as epoch 0 (default true).
+        eval_sets: which of heldout, new, known_train, ood (default the first three).
+        eval_limit: the first N questions of each set only (default all).
+        eval_batch_size: batch size of the evaluation engine.
+
+    Output:
+        overwrite: allow an output_dir that already holds files (default false).
+        save_model: write the final model + tokenizer into output_dir (default true).
+    """
+
+    # ---- model and data ----
+    model: str = "smollm2-135m"
+    revision: str | None = None
+    split_dir: str | None = None
+    loss_on: str = "answer"
+    max_length: int = 256
+    packing: bool = False
+    # ---- trainable parameters ----
+    trainable: str | list[str] | None = None
+    # ---- self-distillation ----
+    distill_lambda: float = 1.0
+    distill_tau: float = 0.5
+    teacher: str = "stage1"
+    teacher_epochs: float = 1.0
+    student_init: str = "teacher"
+    kl_on: str = "answer"
+    teacher_cache: str = "none"
+    teacher_topk: int = 64
+    # ---- L2 anchor ----
+    l2_lambda: float = 1e-3
+    # ---- evaluation ----
+    eval_each_epoch: bool = True
+    eval_before_training: bool = True
+    eval_sets: list[str] = field(default_factory=lambda: ["heldout", "new", "known_train"])
+    eval_limit: int | None = None
+    eval_batch_size: int = 32
+    # ---- output ----
+    overwrite: bool = False
+    save_model: bool = True
+
+    # ---- TrainingArguments defaults that differ ----
+    num_train_epochs: float = 3.0
+    per_device_train_batch_size: int = 16
+    logging_steps: float = 10
+    save_strategy: str = "no"  # the final model is saved by the recipe; checkpoints are opt-in
+    report_to: None | str | list[str] = "none"
+    remove_unused_columns: bool = False  # the collator needs every field it made
+    dataloader_pin_memory: bool = field(default_factory=torch.cuda.is_available)  # pinning needs a GPU
+
+    def __post_init__(self):
+        # Our checks first: they explain themselves better than TrainingArguments' would.
+        if not self.output_dir:
+            raise FactbenchError("output_dir is required (where the model, training_log.jsonl and recipe_card.json go)")
+        _choice("loss_on", self.loss_on, LOSS_ON)
+        _choice("teacher", self.teacher, TEACHERS)
+        _choice("student_init", self.student_init, STUDENT_INITS)
+        _choice("kl_on", self.kl_on, LOSS_ON)
+        _choice("teacher_cache", self.teacher_cache, TEACHER_CACHES)
+        if not self.distill_lambda >= 0:
+            raise FactbenchError(f"distill_lambda (λ) must be >= 0, got {self.distill_lambda}")
+        if not self.distill_tau > 0:
+            raise FactbenchError(f"distill_tau (τ) must be > 0, got {self.distill_tau}")
+        if not self.l2_lambda >= 0:
+            raise FactbenchError(f"l2_lambda must be >= 0, got {self.l2_lambda}")
+        if self.teacher == "base" and self.student_init != "base":
+            self.student_init = "base"  # without stage 1 there is no other teacher to start from
+        for name in ("teacher_topk", "max_length", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise FactbenchError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.teacher_epochs > 0:
+            raise FactbenchError(f"teacher_epochs must be > 0, got {self.teacher_epochs}")
+        if self.eval_limit is not None and self.eval_limit < 1:
+            raise FactbenchError(f"eval_limit must be at least 1, got {self.eval_limit}")
+        if isinstance(self.eval_sets, str):
+            self.eval_sets = [self.eval_sets]
+        self.eval_sets = list(self.eval_sets)
+        for s in self.eval_sets:
+            _choice("eval_sets entry", s, EVAL_SETS)
+        if self.trainable is not None and not isinstance(self.trainable, str):
+            self.trainable = list(self.trainable)
+        try:
+            super().__post_init__()
+        except (ValueError, TypeError) as e:
+            raise FactbenchError(f"invalid training setting: {str(e).strip().splitlines()[0]}") from None
+
+    def to_dict(self) -> dict:
+        """Every setting, JSON-ready (the recipe card records it in full)."""
+        d = super().to_dict()
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}
+
+
+def _choice(name: str, value, options) -> None:
+    if value not in options:
+        raise FactbenchError(f"{name} must be one of {', '.join(options)}, got {value!r}")
+
+
+# ---- reading configs ----------------------------------------------------------------------------
+
+def bundled_configs() -> list[str]:
+    return sorted(p.name for p in resources.files("factbench.recipes").joinpath("configs").iterdir()
+                  if p.name.endswith(".yaml"))
+
+
+def find_config(name: str | Path) -> Path:
+    """A YAML path, or the name of a bundled config (`toy`, `toy.yaml`)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    if path.exists():
+        raise FactbenchError(f"config {name} is not a file")
+    bundled = resources.files("factbench.recipes").joinpath("configs", path.name if path.suffix else f"{name}.yaml")
+    if len(path.parts) == 1 and bundled.is_file():
+        return Path(str(bundled))
+    raise FactbenchError(f"config {name} does not exist (bundled configs: {', '.join(bundled_configs())})")
+
+
+def load_config(source: str | Path | dict | RecipeConfig | None = None, overrides: list[str] | dict | None = None
+                ) -> RecipeConfig:
+    """A validated RecipeConfig from a YAML file (or a dict), with `key=value` overrides on top."""
+    if isinstance(source, RecipeConfig) and not overrides:
+        return source
+    if isinstance(source, RecipeConfig):
+        values = {f.name: getattr(source, f.name) for f in dataclasses.fields(RecipeConfig) if f.init}
+    elif isinstance(source, dict) or source is None:
+        values = dict(source or {})
+    else:
+        path = find_config(source)
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise FactbenchError(f"config {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+        if not isinstance(values, dict):
+            raise FactbenchError(f"config {path} must be a mapping of setting: value")
+    values.update(parse_overrides(overrides))
+    return make_config(values)
+
+
+def parse_overrides(overrides: list[str] | dict | None) -> dict:
+    if isinstance(overrides, dict):
+        return dict(overrides)
+    out = {}
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise FactbenchError(f"override {item!r} is not key=value")
+        try:
+            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            out[key.strip()] = raw
+    return out
+
+
+def make_config(values: dict) -> RecipeConfig:
+    names = {f.name for f in dataclasses.fields(RecipeConfig) if f.init}
+    for key in values:
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            raise FactbenchError(f"unknown setting {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    hints = _type_hints()
+    return RecipeConfig(**{k: _coerce(k, v, hints.get(k)) for k, v in values.items()})
+
+
+def _type_hints() -> dict:
+    try:
+        return typing.get_type_hints(RecipeConfig)
+    except Exception:  # a transformers version whose annotations do not resolve: no coercion
+        return {}
+
+
+def _coerce(key: str, value, hint):
+    """YAML reads `5e-5` as a string and `1` as an int: convert to the field's scalar type."""
+    scalar = {int, float, bool, str}
+    options = set(typing.get_args(hint)) if typing.get_args(hint) else {hint}
+    if not isinstance(value, (str, int, float, bool)) or type(value) in options or not options & scalar:
+        return value
+    for t in (bool, int, float):
+        if t in options:
+            try:
+                if t is bool:
+                    if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+                        return value.lower() in ("true", "yes", "1")
+                    continue
+                if t is int and isinstance(value, float) and not value.is_integer():
+                    continue
+                return t(value)
+            except (TypeError, ValueError):
+                continue
+    if str in options and isinstance(value, (int, float)):
+        return str(value)
+    raise FactbenchError(f"setting {key}: {value!r} is not a valid {getattr(hint, '__name__', hint)}")

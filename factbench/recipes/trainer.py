@@ -1,0 +1,96 @@
+"""The training loop every recipe shares: a transformers `Trainer` whose loss is ours.
+
+Recipes differ only in their data, their trainable parameters and their loss, so each one is a
+`RecipeTrainer` subclass overriding `loss_terms` (l2anchor.py, selfdistill.py) or no subclass at
+all (sft.py, freeze.py, known_only.py). Everything else (optimizer, schedule, mixed precision,
+accelerate / torchrun / FSDP / DeepSpeed, logging) is the stock Trainer's.
+
+Averaging: every term is a mean over its own token positions within a micro-batch, and the Trainer
+divides by the gradient-accumulation steps (`loss_is_scaled_for_ga = False`); with accumulation,
+micro-batches weigh equally whatever their number of answer tokens (as in torchtune's KD recipe).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+from transformers import Trainer
+
+from . import losses
+from .callbacks import EpochEvaluation
+from .data import Collator, ExampleDataset
+
+MODEL_INPUTS = ("input_ids", "attention_mask")
+
+
+class RecipeTrainer(Trainer):
+    """Cross-entropy on the labelled positions; subclasses add terms in `loss_terms`."""
+
+    loss_is_scaled_for_ga = False
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._window: dict[str, list] = {}  # loss terms since the last log line
+        self.epoch_loss: list = [0.0, 0]  # summed loss and steps of the current epoch
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        labels = inputs.pop("labels")
+        extras = {k: inputs.pop(k) for k in list(inputs) if k not in MODEL_INPUTS}
+        # The model gets no labels: its own loss would run over every position of the full
+        # vocabulary logits in float32, only to be thrown away.
+        outputs = model(**inputs, use_cache=False)
+        logits, targets = outputs.logits[:, :-1], labels[:, 1:]
+        terms = self.loss_terms(model, inputs, logits, targets, extras)
+        loss = terms["loss"]
+        if model.training:
+            self.epoch_loss[0] += loss.detach()
+            self.epoch_loss[1] += 1
+            for name, value in terms.items():
+                if name != "loss":
+                    acc = self._window.setdefault(name, [0.0, 0])
+                    acc[0] += value.detach()
+                    acc[1] += 1
+        return (loss, outputs) if return_outputs else loss
+
+    def loss_terms(self, model, inputs, logits, targets, extras) -> dict[str, torch.Tensor]:
+        """Plain SFT: mean cross-entropy over the labelled (by default: answer) tokens."""
+        mask = targets != -100
+        ce = losses.answer_cross_entropy(logits[mask], targets[mask])
+        return {"loss": ce}
+
+    def log(self, logs: dict, *args, **kwargs) -> None:
+        if "loss" in logs:  # a training log line: add the mean of each loss term since the last one
+            for name, (total, n) in self._window.items():
+                logs[name] = round(float(total) / max(n, 1), 4)
+            self._window = {}
+        super().log(logs, *args, **kwargs)
+
+    def take_epoch_loss(self) -> float | None:
+        total, n = self.epoch_loss
+        self.epoch_loss = [0.0, 0]
+        return round(float(total) / n, 6) if n else None
+
+
+def train_stage(run, model, examples: list[dict], *, out_dir: Path, epochs: float | None = None,
+                trainer_cls: type[RecipeTrainer] = RecipeTrainer, kl_on: str | None = None,
+                first_row: dict | None = None, **trainer_kwargs) -> tuple[RecipeTrainer, EpochEvaluation]:
+    """Train `model` on `examples` for one stage; per-epoch rows go to out_dir/training_log.jsonl.
+
+    `first_row`, when given, is logged as epoch 0 instead of evaluating the model before training
+    (self-distillation's stage 2 starts from the model stage 1 has just evaluated).
+    """
+    config = run.config
+    args = dataclasses.replace(config, output_dir=str(out_dir),
+                               num_train_epochs=config.num_train_epochs if epochs is None else epochs)
+    tokenizer = run.tokenizer
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    evaluation = EpochEvaluation(run.split, tokenizer, config, Path(out_dir) / "training_log.jsonl",
+                                 first_row=first_row)
+    trainer = trainer_cls(model=model, args=args, train_dataset=ExampleDataset(examples),
+                          data_collator=Collator(pad_id, config.loss_on, kl_on), processing_class=tokenizer,
+                          callbacks=[evaluation], **trainer_kwargs)
+    evaluation.trainer = trainer
+    trainer.train()
+    return trainer, evaluation
