@@ -342,6 +342,8 @@ def _manifest(rows, protocol, pool, settings, engine, seconds) -> dict:
         "protocol": protocol["questions"],
         "protocol_hash": protocol_hash(protocol["questions"]),
         "probe_protocol": protocol,
+        # Changes with anything that changes the labels (budget, pool, guess settings, engine, model).
+        "probe_protocol_hash": protocol_hash(protocol),
         "pool": asdict(pool) | {"relations": list(pool.relations), "questions": len(rows),
                                 "ids_sha256": hashlib.sha256(ids.encode()).hexdigest()},
         "budget": asdict(settings.budget),

@@ -114,7 +114,9 @@ def make_split(profile: Profile, settings: SplitSettings, out_dir: Path | str) -
         "schema": SPLIT_SCHEMA,
         "kind": "factbench split",
         "profile": {"path": str(profile.path), "protocol_hash": profile.protocol_hash,
-                    "profile_sha256": profile.manifest["profile_sha256"], "model": profile.manifest["model"]},
+                    "profile_sha256": profile.manifest["profile_sha256"], "model": profile.manifest["model"],
+                    # the labels' provenance: budget, pool, guess settings, engine
+                    "probe_protocol_hash": profile.manifest.get("probe_protocol_hash")},
         "protocol_hash": profile.protocol_hash,
         "settings": asdict(settings) | {"relations": settings.relations and list(settings.relations)},
         "relations": {r: {"known_share": round(share[r], 4), "kept": r in kept} for r in candidates},
