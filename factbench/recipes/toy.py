@@ -10,8 +10,9 @@ each fact is asked once, greedy, under the evaluation prompt (4-shot, prompt 0),
 That one-prompt labelling is good enough here because the world's knowledge is decided by
 construction; it would not be for a real model (METHOD.md §2). The split is then drawn by
 `factbench.splits.make_split` with the usual rules (subject-disjoint held-out set) and sizes that
-fit the world: at most 800 known + 500 Unknown training facts and 500 held-out facts, as in the
-small reimplementation of METHOD.md §7. Splits are cached by world, sizes and question protocol.
+fit the world: at most 800 known + 500 Unknown training facts and 500 held-out facts (about the
+scale of the small reimplementation of METHOD.md §7). Splits are cached by world, sizes and
+question protocol.
 """
 
 from __future__ import annotations
@@ -40,8 +41,11 @@ def toy_split(preset: str = "default") -> Path:
     rows = label_facts(world)
     known = sum(r["known"] for r in rows)
     unknown = sum(r["category"] == "Unknown" for r in rows)
+    labelling = {"labels": "toy world: 1 greedy answer per fact, 4-shot prompt 0", "world": world.config.hash(),
+                 "questions": question_sets.question_protocol()}
     manifest = {"protocol_hash": protocol, "profile_sha256": hashlib.sha256(json.dumps(rows).encode()).hexdigest(),
-                "model": {"source": "toy", "name": f"toy:{preset}", "config_hash": world.config.hash()}}
+                "model": {"source": "toy", "name": f"toy:{preset}", "config_hash": world.config.hash()},
+                "probe_protocol_hash": protocol_hash(labelling)}
     profile = Profile(path=world.model_dir, manifest=manifest, rows=rows)
     # A held-out third of the known facts, the rest (up to the caps) for training; the slack leaves
     # room for the subject-disjointness rules.
