@@ -157,6 +157,11 @@ def test_answer_only_labels(world):
     assert text == prompts.format_example(row["question"], row["answer"]) + tokenizer.eos_token
     everything = Collator(tokenizer.pad_token_id, "all")(encode_rows(tokenizer, [row], 128))["labels"][0]
     assert (everything[1:] != -100).all() and everything[0] == -100
+    # answer_end=newline: the answer ends as in a few-shot prompt, with no eos anywhere.
+    newline = Collator(tokenizer.pad_token_id, "answer")(encode_rows(tokenizer, [row], 128, "newline"))
+    labelled = newline["labels"][0][newline["labels"][0] != -100].tolist()
+    assert tokenizer.decode(labelled) == " " + row["answer"] + "\n"
+    assert tokenizer.eos_token_id not in newline["input_ids"][0].tolist()
 
 
 def test_packing_keeps_each_answer_under_its_own_loss(world, tmp_path):
@@ -194,6 +199,7 @@ def test_yaml_config_with_overrides(tmp_path):
     (["distill_tau=0"], "distill_tau"),
     (["loss_on=question"], "loss_on must be one of"),
     (["teacher_cache=disk"], "teacher_cache must be one of"),
+    (["answer_end=tab"], "answer_end must be one of"),
     (["learning_rte=1e-4"], "did you mean 'learning_rate'"),
     (["eval_sets=[pool]"], "eval_sets"),
     (["learning_rate=fast"], "learning_rate"),

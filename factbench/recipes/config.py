@@ -21,6 +21,7 @@ from transformers import TrainingArguments
 from ..errors import FactbenchError
 
 LOSS_ON = ("answer", "all")
+ANSWER_ENDS = ("eos", "newline")
 TEACHERS = ("stage1", "base")
 STUDENT_INITS = ("teacher", "base")
 TEACHER_CACHES = ("none", "topk")
@@ -43,6 +44,9 @@ class RecipeConfig(TrainingArguments):
             the bundled SmolLM2-135M split; `toy[:PRESET]` a split derived from that toy world.
         loss_on: `answer` (default) puts the loss on the answer tokens and the final eos only;
             `all` on every token of `Q: ...\\nA: ...` + eos. **[ours]**
+        answer_end: what follows each answer: `eos` (default; the fine-tuned model learns to stop)
+            or `newline`, as in few-shot prompts and in a base model's own documents (the toy
+            world never saw eos after an answer, and learning it costs it held-out accuracy). **[ours]**
         max_length: longest training example in tokens; a longer one is an error, never truncated.
         packing: join consecutive examples into sequences of up to max_length tokens (default
             false: one example per sequence, as published). Each keeps its own answer loss; most
@@ -87,6 +91,7 @@ class RecipeConfig(TrainingArguments):
     revision: str | None = None
     split_dir: str | None = None
     loss_on: str = "answer"
+    answer_end: str = "eos"
     max_length: int = 256
     packing: bool = False
     # ---- trainable parameters ----
@@ -126,6 +131,7 @@ class RecipeConfig(TrainingArguments):
         if not self.output_dir:
             raise FactbenchError("output_dir is required (where the model, training_log.jsonl and recipe_card.json go)")
         _choice("loss_on", self.loss_on, LOSS_ON)
+        _choice("answer_end", self.answer_end, ANSWER_ENDS)
         _choice("teacher", self.teacher, TEACHERS)
         _choice("student_init", self.student_init, STUDENT_INITS)
         _choice("kl_on", self.kl_on, LOSS_ON)

@@ -63,14 +63,20 @@ def check_tokenizer(tokenizer) -> int:
     return tokenizer.eos_token_id
 
 
-def encode(tokenizer, question: str, answer: str, max_length: int, eos_id: int) -> dict:
-    """One example: its token ids and the index of its first answer token."""
+def encode(tokenizer, question: str, answer: str, max_length: int, eos_id: int, answer_end: str = "eos") -> dict:
+    """One example: its token ids and the index of its first answer token.
+
+    The answer ends with the eos token (`answer_end="eos"`) or with a newline (`"newline"`), the
+    way answers end in few-shot prompts and in the documents of a base model that never saw eos
+    after an answer (the toy world's).
+    """
     prompt_ids = tokenizer(format_example(question, "").rstrip(" ")).input_ids
-    ids = list(tokenizer(format_example(question, answer)).input_ids)
+    text = format_example(question, answer) + ("\n" if answer_end == "newline" else "")
+    ids = list(tokenizer(text).input_ids)
     start = 0
     while start < min(len(ids), len(prompt_ids)) and ids[start] == prompt_ids[start]:
         start += 1
-    if not ids or ids[-1] != eos_id:
+    if answer_end == "eos" and (not ids or ids[-1] != eos_id):
         ids.append(eos_id)
     if start < 1 or start >= len(ids):
         raise FactbenchError(f"cannot find the answer tokens of {question!r} -> {answer!r} with this tokenizer")
@@ -80,9 +86,10 @@ def encode(tokenizer, question: str, answer: str, max_length: int, eos_id: int) 
     return {"input_ids": ids, "answer_spans": [(start, len(ids))]}
 
 
-def encode_rows(tokenizer, rows: list[dict], max_length: int) -> list[dict]:
+def encode_rows(tokenizer, rows: list[dict], max_length: int, answer_end: str = "eos") -> list[dict]:
     eos_id = check_tokenizer(tokenizer)
-    return [encode(tokenizer, r["question"], r["answer"], max_length, eos_id) | {"kinds": [r["kind"]]} for r in rows]
+    return [encode(tokenizer, r["question"], r["answer"], max_length, eos_id, answer_end) | {"kinds": [r["kind"]]}
+            for r in rows]
 
 
 def pack(examples: list[dict], max_length: int) -> list[dict]:

@@ -45,7 +45,7 @@ class Run:
         positions = getattr(self.model.config, "max_position_embeddings", None) or getattr(
             self.model.config, "n_positions", None)
         limit = min(self.config.max_length, positions or self.config.max_length)
-        examples = data.encode_rows(self.tokenizer, rows, limit)
+        examples = data.encode_rows(self.tokenizer, rows, limit, self.config.answer_end)
         return data.pack(examples, limit) if self.config.packing else examples
 
     def load_base(self):
