@@ -38,3 +38,11 @@ def explain_mismatch(a: dict, b: dict, names: tuple[str, str] = ("first", "secon
     keys = sorted(set(a) | set(b))
     diffs = [f"{k}: {a.get(k)!r} vs {b.get(k)!r}" for k in keys if a.get(k) != b.get(k)]
     return f"protocols differ ({names[0]} vs {names[1]}): " + "; ".join(diffs) if diffs else "protocols agree"
+
+
+def made_under_other_protocol(what: str, made_hash: str | None, made_protocol: dict | None, now: dict,
+                              names: tuple[str, str]) -> str:
+    """The one refusal for results made under another question protocol: which hashes, which fields."""
+    why = f" ({explain_mismatch(made_protocol, now, names)})" if made_protocol else ""
+    return (f"{what} was made under question protocol {made_hash}, but this factbench asks questions under "
+            f"{protocol_hash(now)}{why}")

@@ -34,7 +34,7 @@ from . import data, knowledge, splits
 from .data import Fact
 from .errors import FactbenchError
 from .files import cache_dir
-from .protocol import explain_mismatch, protocol_hash
+from .protocol import made_under_other_protocol, protocol_hash
 
 SETS = {
     "heldout": "held-out facts the base model knew (retention)",
@@ -102,19 +102,18 @@ def _checked(split: splits.Split, what: str) -> splits.Split:
     current = question_protocol()
     if split.manifest.get("protocol_hash") != protocol_hash(current):
         raise QuestionSetError(
-            f"{what} was made under question protocol {split.manifest.get('protocol_hash')}, but this factbench "
-            f"asks questions under {protocol_hash(current)}{_why(split, current)}; rebuild the profile and split "
-            "with this factbench, or score with the factbench version that made them")
+            made_under_other_protocol(what, split.manifest.get("protocol_hash"), _made_under(split), current,
+                                      ("split", "now"))
+            + "; rebuild the profile and split with this factbench, or score with the factbench version that made them")
     return split
 
 
-def _why(split: splits.Split, current: dict) -> str:
-    """Which protocol fields differ, when the split's profile is still where it was made."""
+def _made_under(split: splits.Split) -> dict | None:
+    """The split's protocol fields, when its profile is still where it was made."""
     try:
-        made_under = json.loads((Path(split.manifest["profile"]["path"]) / "manifest.json").read_text())["protocol"]
+        return json.loads((Path(split.manifest["profile"]["path"]) / "manifest.json").read_text())["protocol"]
     except (OSError, ValueError, KeyError, TypeError):
-        return ""
-    return f" ({explain_mismatch(made_under, current, ('split', 'now'))})"
+        return None
 
 
 def fitting_settings(profile: knowledge.Profile) -> splits.SplitSettings:
@@ -144,10 +143,9 @@ def split_for_profile(profile_dir: Path, profile_flag: str = "profile") -> Path:
         raise QuestionSetError(f"{what}: {e}") from None
     if profile.protocol_hash != protocol_hash(question_protocol()):
         raise QuestionSetError(
-            f"{what} was made under question protocol {profile.protocol_hash}, but this factbench asks questions "
-            f"under {protocol_hash(question_protocol())} "
-            f"({explain_mismatch(profile.manifest.get('protocol', {}), question_protocol(), ('profile', 'now'))}); "
-            "probe the base model again with this factbench")
+            made_under_other_protocol(what, profile.protocol_hash, profile.manifest.get("protocol"),
+                                      question_protocol(), ("profile", "now"))
+            + "; probe the base model again with this factbench")
     settings = fitting_settings(profile)
     key = json.dumps({"profile": profile.manifest["profile_sha256"], "settings": asdict(settings),
                       "split_schema": splits.SPLIT_SCHEMA}, sort_keys=True)

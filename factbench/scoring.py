@@ -67,7 +67,7 @@ import numpy as np
 
 from . import __version__, answers, data, evaluation, models, prompts, question_sets, samples, stats
 from .errors import FactbenchError
-from .protocol import TASK_VERSION, explain_mismatch, protocol_hash
+from .protocol import TASK_VERSION, made_under_other_protocol, protocol_hash
 from .splits import Split
 
 FLIPS = ("retained", "forgotten", "acquired", "never_known")
@@ -184,9 +184,8 @@ def _factbench_identity(run_dir: Path, files: dict, role: str) -> tuple[dict, li
     made_under = summary.get("protocol_hash")
     current = question_sets.question_protocol()
     if made_under and made_under != protocol_hash(current):
-        raise ScoreError(f"{role} answers in {run_dir} were made under question protocol {made_under}, not "
-                         f"{protocol_hash(current)} "
-                         f"({explain_mismatch(summary.get('protocol') or {}, current, (role, 'now'))})")
+        raise ScoreError(made_under_other_protocol(f"{role} answers in {run_dir}", made_under,
+                                                   summary.get("protocol"), current, (role, "now")))
     return identity | {"model": engine.get("model"), "engine": engine, "split": summary.get("split"),
                        "factbench_version": summary.get("factbench_version")}, []
 

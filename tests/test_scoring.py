@@ -291,7 +291,7 @@ def _regraded(rows):
     ("fewer questions", "base and tuned answered different heldout questions (15 vs 5"),
     ("no heldout", "no held-out answers (samples_factforget_heldout*.jsonl) from the tuned model"),
     ("two models", "holds factforget answers of several runs"),
-    ("other protocol", "were made under question protocol"),
+    ("other protocol", "made under question protocol"),
     ("not a model", "is neither an answers folder"),
     ("bad log", "is not a training-log row"),
 ])
