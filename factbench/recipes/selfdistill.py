@@ -89,7 +89,7 @@ def cache_teacher(teacher, examples: list[dict], collator: Collator, *, tau: flo
 
 def run(run) -> RecipeOutput:
     config = run.config
-    known, everything = run.examples(("known",)), run.examples()
+    everything = run.examples()
     run.trainable = freeze.apply(run.model, config.trainable, default=DEFAULT_TRAINABLE)
     stages, extra = [], {"distillation": {
         "lambda": config.distill_lambda, "tau": config.distill_tau, "teacher": config.teacher,
@@ -102,6 +102,7 @@ def run(run) -> RecipeOutput:
 
     # ---- stage 1: the teacher ----------------------------------------------------------------------
     if config.teacher == "stage1":
+        known = run.examples(("known",))  # only stage 1 needs Known facts: `teacher: base` trains without any
         started = time.perf_counter()
         trainer, evaluation = train_stage(run, run.model, known, out_dir=run.out_dir / "stage1",
                                           epochs=config.teacher_epochs)
