@@ -1,6 +1,6 @@
 """Every reference recipe on the toy world: retention and acquisition per epoch, and at matched acquisition.
 
-    OMP_NUM_THREADS=1 python benchmarks/toy_recipes.py --out runs/toy-recipes          # default world
+    OMP_NUM_THREADS=1 python benchmarks/toy_recipes.py --out runs/toy-recipes          # demo world
     python benchmarks/toy_recipes.py --preset tiny --epochs 6 --out runs/toy-tiny
     python benchmarks/toy_recipes.py --only sft selfdistill --set distill_lambda=0.5
 
@@ -69,7 +69,7 @@ def summarise(name: str, recipe: str, log: list[dict], levels: list[float]) -> d
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--preset", default="default", help="toy world preset (default: default)")
+    ap.add_argument("--preset", default="demo", help="toy world preset (default: demo)")
     ap.add_argument("--model", help="a built toy world's folder instead of the preset's (pins the world)")
     ap.add_argument("--split-dir", help="its split folder (default: toy:PRESET)")
     ap.add_argument("--epochs", type=float, help="num_train_epochs (default: toy.yaml's)")

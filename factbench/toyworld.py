@@ -42,11 +42,12 @@ from .errors import FactbenchError
 # worlds are not mistaken for new ones.
 TOYWORLD_VERSION = 1
 
+ARCHS = ("gpt2", "llama")
 WORD_PATTERN = r"\w+|[^\w]"  # a word, or any single other character (space, "\n", "?", ...)
 PAD, UNK, EOS = "[PAD]", "[UNK]", "<|endoftext|>"
 RECALL_SHOTS = prompts.DEFAULT_SHOTS
 RECALL_MAX_NEW_TOKENS = 16
-PRESETS = ("default", "tiny")
+PRESETS = ("default", "tiny", "demo")
 _AT_LEAST_ONE = ("n_known", "facts_per_document", "n_layer", "n_embd", "n_head", "n_positions", "steps", "batch_size")
 _AT_LEAST_ZERO = ("n_unknown", "dev_per_document", "warmup_steps")
 
@@ -88,6 +89,7 @@ class ToyWorldConfig:
     facts_per_document: int = 5
     dev_per_document: int = 0
 
+    arch: str = "gpt2"
     n_layer: int = 1
     n_embd: int = 128
     n_head: int = 2
@@ -111,6 +113,12 @@ class ToyWorldConfig:
         # Small batches: a model this size learns its facts in fewer tokens with more, smaller
         # steps (4 x 500 reached 99% recall where 8 x 300 reached 92% and 4 x 300 failed).
         return cls(relations=("P69", "P800"), n_known=150, n_unknown=100, steps=500, batch_size=4)
+
+    @classmethod
+    def demo(cls) -> ToyWorldConfig:
+        """The `factbench demo --world toy` base model: a Llama-style world built in about a minute."""
+        return cls(relations=("P69", "P800"), n_known=150, n_unknown=100, steps=500, batch_size=4, arch="llama",
+                   n_layer=2, n_head=4)
 
     @classmethod
     def preset(cls, name: str) -> ToyWorldConfig:
@@ -139,6 +147,8 @@ class ToyWorldConfig:
                 f"toy world: dev_per_document ({self.dev_per_document}) must leave room for known facts "
                 f"in a document of {self.facts_per_document}"
             )
+        if self.arch not in ARCHS:
+            raise FactbenchError(f"toy world: arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
         if self.n_embd % self.n_head:
             raise FactbenchError(f"toy world: n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
 
@@ -155,7 +165,10 @@ class ToyWorldConfig:
 
     def hash(self) -> str:
         """Identifies what this config builds (with this version of the toy world code)."""
-        blob = json.dumps({"toyworld_version": TOYWORLD_VERSION, **self.to_dict()}, sort_keys=True)
+        d = self.to_dict()
+        if d["arch"] == "gpt2":
+            del d["arch"]  # worlds built before `arch` existed keep their hash (and their cache entry)
+        blob = json.dumps({"toyworld_version": TOYWORLD_VERSION, **d}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -336,7 +349,7 @@ def _next_token_loss(model, input_ids, attention_mask):
     """
     import torch.nn.functional as F
 
-    hidden = model.transformer(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
     real = attention_mask[:, 1:].bool()
     logits = model.lm_head(hidden[:, :-1][real])
     return F.cross_entropy(logits, input_ids[:, 1:][real])
@@ -367,7 +380,7 @@ def recall(model, tokenizer, facts: Sequence[Fact]) -> float:
 def build_toy_world(out_dir: str | os.PathLike, config: ToyWorldConfig | None = None, progress=None) -> ToyWorld:
     """Build a toy world into `out_dir` (created; must not hold a world already)."""
     import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaForCausalLM
 
     config = config or ToyWorldConfig.default()
     out = Path(out_dir)
@@ -388,7 +401,7 @@ def build_toy_world(out_dir: str | os.PathLike, config: ToyWorldConfig | None = 
             f"toy world: n_positions {config.n_positions} is too small for {RECALL_SHOTS}-shot prompts of up to "
             f"{longest} tokens plus a {RECALL_MAX_NEW_TOKENS}-token answer"
         )
-    model_config = GPT2Config(
+    model_config = model_config_for(config, tokenizer) if config.arch != "gpt2" else GPT2Config(
         vocab_size=len(tokenizer),
         n_positions=config.n_positions,
         n_embd=config.n_embd,
@@ -406,7 +419,7 @@ def build_toy_world(out_dir: str | os.PathLike, config: ToyWorldConfig | None = 
     # fork_rng: the build is seeded, but must not reseed the caller's global torch generator.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        model = GPT2LMHeadModel(model_config)
+        model = GPT2LMHeadModel(model_config) if config.arch == "gpt2" else LlamaForCausalLM(model_config)
         losses = pretrain(model, tokenizer, config, known, progress)
     trained = time.perf_counter()
     known_recall = recall(model, tokenizer, known)
@@ -429,6 +442,28 @@ def build_toy_world(out_dir: str | os.PathLike, config: ToyWorldConfig | None = 
     # world.json goes last: a folder with it is a complete world.
     files.write_json(out / "world.json", _world_record(world))
     return world
+
+
+def model_config_for(config: ToyWorldConfig, tokenizer):
+    """A Llama-style model (rotary positions, gated MLP): a fact learned at one position of a
+    sequence is recalled at another, which learned absolute positions (GPT-2) do not give a model
+    this small. Fine-tuning examples start at position 0, but evaluation asks 4-shot, far later."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=config.n_embd,
+        intermediate_size=4 * config.n_embd,
+        num_hidden_layers=config.n_layer,
+        num_attention_heads=config.n_head,
+        num_key_value_heads=config.n_head,
+        max_position_embeddings=config.n_positions,
+        initializer_range=config.init_std,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
 
 
 def load_toy_world(out_dir: str | os.PathLike) -> ToyWorld:

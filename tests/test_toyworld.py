@@ -122,6 +122,19 @@ def test_interrupted_build_leaves_nothing_that_looks_built(tmp_path, monkeypatch
 def test_config_hash_follows_every_setting():
     assert ToyWorldConfig.tiny().hash() == ToyWorldConfig.tiny().hash()
     assert ToyWorldConfig.tiny().hash() != ToyWorldConfig(**{**ToyWorldConfig.tiny().to_dict(), "seed": 1}).hash()
+    llama = ToyWorldConfig(**{**ToyWorldConfig.tiny().to_dict(), "arch": "llama"})
+    assert llama.hash() != ToyWorldConfig.tiny().hash()
+    # GPT-2 worlds keep the hash they had before `arch` existed (their cache entries stay valid).
+    assert ToyWorldConfig.tiny().hash() == "efcdced5ab6a62fb"
+
+
+def test_llama_world_builds_and_answers(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    world = toyworld.build_toy_world(tmp_path, ToyWorldConfig(**{**MICRO.to_dict(), "arch": "llama", "n_head": 2}))
+    model = AutoModelForCausalLM.from_pretrained(world.model_dir)
+    assert model.config.model_type == "llama" and model.config.num_hidden_layers == MICRO.n_layer
+    assert 0 <= world.known_recall <= 1
 
 
 @pytest.mark.parametrize(
@@ -137,6 +150,7 @@ def test_config_hash_follows_every_setting():
         {"relations": ()},
         {"n_embd": 100, "n_head": 3},
         {"dev_per_document": 5},
+        {"arch": "mamba"},
     ],
 )
 def test_bad_config_values_raise_one_line_errors(bad):
@@ -148,6 +162,7 @@ def test_bad_config_values_raise_one_line_errors(bad):
 def test_presets():
     assert ToyWorldConfig.preset("tiny") == ToyWorldConfig.tiny()
     assert ToyWorldConfig.preset("default") == ToyWorldConfig.default() == ToyWorldConfig()
+    assert ToyWorldConfig.preset("demo").arch == "llama"
     with pytest.raises(FactbenchError, match="unknown toy world preset"):
         ToyWorldConfig.preset("huge")
 
