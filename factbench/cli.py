@@ -33,11 +33,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"factbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("demo", help="run the whole pipeline offline on the bundled model", formatter_class=_formatter,
-                       description="Run factbench end to end, offline, on the bundled SmolLM2-135M-Instruct.",
-                       epilog="examples:\n  factbench demo\n  factbench demo --questions 100 --out runs/demo")
-    p.add_argument("--questions", type=int, default=200, help="dev questions to answer (default: 200)")
-    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default: runs/demo)")
+    p = sub.add_parser("demo", help="the whole loop offline: split, 4 fine-tunes, score, leaderboard",
+                       formatter_class=_formatter,
+                       description="Reproduce the paper's comparison offline on this CPU: split the base model's facts "
+                       "into Known / Unknown training facts and held-out Known facts; fine-tune it with plain SFT, "
+                       "attention-only training (FFN frozen), self-distillation and Known-only SFT; score each against "
+                       "the base; publish a leaderboard; print the comparison table and save plots. A rerun reuses "
+                       "every finished stage.",
+                       epilog="worlds:\n  smollm2  SmolLM2-135M-Instruct (bundled) and its bundled P17 knowledge "
+                       "profile (~15 min on 2 cores)\n  toy      the toy world, a tiny model whose knowledge is decided "
+                       "by construction (~3 min)\n\nexamples:\n  factbench demo\n  factbench demo --world toy\n"
+                       "  factbench demo --out runs/demo2 --fresh\n"
+                       "  factbench demo --only self-distillation --set kl_on=answer --out runs/demo-sd-answer")
+    p.add_argument("--world", default="smollm2", choices=["smollm2", "toy"], help="which base model (default: smollm2)")
+    p.add_argument("--out", type=Path, help="output folder (default: runs/demo, or runs/demo-toy for --world toy)")
+    p.add_argument("--fresh", action="store_true", help="delete an earlier demo run in --out and start over")
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="settings",
+                   help="training settings for every fine-tune, on top of the demo's (e.g. kl_on=answer "
+                   "distill_lambda=0.5); see `factbench train --help`")
+    p.add_argument("--only", nargs="+", metavar="NAME", choices=["sft", "attention-only", "self-distillation",
+                                                                  "known-only"],
+                   help="run only these fine-tunes (sft, attention-only, self-distillation, known-only)")
     p.set_defaults(func=_demo)
 
     p = sub.add_parser("data", help="inspect the bundled EntityQuestions data", formatter_class=_formatter,
@@ -228,6 +244,86 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="settings on top of the config (any RecipeConfig or TrainingArguments field)")
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("interference", help="semantic-overlap probe: forgetting and drift, name-like vs UUID keys",
+                       formatter_class=_formatter,
+                       description="Fine-tune the base model on synthetic facts of one relation whose subjects are "
+                                   "name-like (recombined real place-name tokens) or UUID strings, at several sizes "
+                                   "and with several recipes, and measure on the facts it knew: forgetting (base − "
+                                   "fine-tuned accuracy) and drift of their subjects' middle-layer representations "
+                                   "(METHOD.md §5). Saves a table, JSON and a plot; a rerun reuses finished "
+                                   "conditions.",
+                       epilog="measures (on every fact the base model knew in its split; 95% bootstrap intervals):\n"
+                              "  forgetting  base − fine-tuned accuracy (greedy 4-shot), paired over the same facts\n"
+                              "  drift       1 − cos of each known subject's mean hidden state at --layer, base vs "
+                              "fine-tuned\n"
+                              "  learned     accuracy on the synthetic facts trained on (up to --new-limit), asked the "
+                              "same way\n"
+                              "\noutput (in --out): interference.md (the tables), interference.json (every number with "
+                              "n and 95%\ninterval, the settings and the command), interference.png (forgetting and "
+                              "drift against size)\n"
+                              "\nexamples:\n"
+                              "  factbench interference --model toy --recipe sft selfdistill --sizes 100 300 1000 "
+                              "--out runs/interference-toy\n"
+                              "  factbench interference --model smollm2-135m --recipe sft --sizes 100 300 --lr 1e-4 "
+                              "--out runs/interference-smol\n"
+                              "  factbench interference --model toy --sizes 300 --set num_train_epochs=5 "
+                              "lr_scheduler_type=linear")
+    g = p.add_argument_group("base model and synthetic facts")
+    g.add_argument("--model", default="smollm2-135m", help="smollm2-135m (default), toy[:PRESET], a folder or a hub id")
+    g.add_argument("--split", metavar="DIR", help="the base model's split, whose known facts are measured (default: "
+                                                  "the bundled SmolLM2 split, or a toy world's own)")
+    g.add_argument("--relation", default="P17", metavar="P", help="relation of the synthetic facts (default: P17)")
+    g.add_argument("--keys", nargs="+", default=["namelike", "uuid"], metavar="KIND",
+                   help="namelike (recombined words of real subjects) and/or uuid (default: both)")
+    g.add_argument("--sizes", nargs="+", type=int, default=[100, 300], metavar="N",
+                   help="numbers of synthetic facts to train on (default: 100 300)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the facts, the sample and training (default: 0)")
+    g = p.add_argument_group("training (factbench train's recipes)")
+    g.add_argument("--recipe", nargs="+", default=["sft"], metavar="R",
+                   help="sft (default), selfdistill, freeze, l2anchor; several compare them")
+    g.add_argument("--config", metavar="CONFIG", help="recipe config (default: toy for toy worlds, else smollm2_demo)")
+    g.add_argument("--epochs", type=float, help="num_train_epochs (default: the config's)")
+    g.add_argument("--lr", type=float, help="learning_rate (default: the config's)")
+    g.add_argument("--batch-size", type=int, help="per_device_train_batch_size (default: the config's)")
+    g.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="any other recipe setting")
+    g = p.add_argument_group("measuring")
+    g.add_argument("--heldout", type=int, metavar="N", help="measure a seeded sample of N known facts (default: all)")
+    g.add_argument("--new-limit", type=int, default=200, metavar="N",
+                   help="ask up to N of the trained synthetic facts, for 'learned' (default: 200)")
+    g.add_argument("--layer", type=int, help="hidden-state layer of the drift (default: the middle block)")
+    g.add_argument("--dtype", default="auto", help="answering dtype: auto (fp32 on CPU), float32, bfloat16")
+    p.add_argument("--out", type=Path, default=Path("runs/interference"),
+                   help="output folder (default: runs/interference)")
+    p.add_argument("--keep-models", action="store_true", help="keep each fine-tune's weights (default: deleted "
+                                                                "once measured)")
+    p.set_defaults(func=_interference)
+
+    p = sub.add_parser("overlap", help="before training: will these new facts overwrite known ones?",
+                       formatter_class=_formatter,
+                       description="Check a fine-tuning set before training: how much do its subjects overlap "
+                                   "entities the model knows? Each subject's middle-layer representation is compared "
+                                   "with the known subjects of the model's split (highest cosine similarity) and "
+                                   "placed between two references in the same questions: UUID keys (0) and name-like "
+                                   "keys (1), the two kinds `factbench interference` measures forgetting for. Warns "
+                                   "when forgetting is likely.",
+                       epilog="input: JSON Lines, one {\"question\": ..., \"answer\": ...} a line (a split's "
+                              "train.jsonl works);\nthe subject is a row's \"subject\" field, else the [X] of the "
+                              "EntityQuestions template its question follows\n"
+                              "\nexamples:\n"
+                              "  factbench overlap my_facts.jsonl --model smollm2-135m\n"
+                              "  factbench overlap splits/smol/train.jsonl --model toy --out overlap.json\n"
+                              "  factbench overlap data.jsonl --model ./my-base --split splits/my-base --warn-at 0.3")
+    p.add_argument("train_file", type=Path, metavar="TRAIN.jsonl", help="the new facts to check")
+    p.add_argument("--model", default="smollm2-135m", help="smollm2-135m (default), toy[:PRESET], a folder or a hub id")
+    p.add_argument("--split", metavar="DIR", help="split whose known facts stand for what the model knows (default: "
+                                                  "the bundled SmolLM2 split, or a toy world's own)")
+    p.add_argument("--limit", type=int, default=500, help="check a seeded sample of this many rows (default: 500)")
+    p.add_argument("--layer", type=int, help="hidden-state layer (default: the middle block)")
+    p.add_argument("--warn-at", type=float, default=0.5, help="overlap score that warns (default: 0.5)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample and the reference keys (default: 0)")
+    p.add_argument("--out", type=Path, metavar="FILE.json", help="also write the report as JSON")
+    p.set_defaults(func=_overlap)
     return parser
 
 
@@ -430,6 +526,39 @@ def _leaderboard_build(args) -> None:
     print(f"wrote {len(written)} files in {args.dir}: " + ", ".join(str(p.relative_to(args.dir)) for p in written))
 
 
+def _interference(args) -> None:
+    from . import interference
+
+    overrides = list(args.set)
+    for value, key in ((args.epochs, "num_train_epochs"), (args.lr, "learning_rate"),
+                       (args.batch_size, "per_device_train_batch_size")):
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    exp = interference.Experiment(
+        model=args.model, recipes=args.recipe, sizes=args.sizes, keys=args.keys, relation=args.relation,
+        seed=args.seed, config=args.config, overrides=overrides, split=args.split, heldout_limit=args.heldout,
+        new_limit=args.new_limit, layer=args.layer, dtype=args.dtype, keep_models=args.keep_models)
+    exp = interference.with_command(exp, args.out)
+    summary = interference.run(exp, args.out)
+    print()
+    print(interference.render(summary))
+    print(f"wrote interference.md, interference.json and interference.png into {args.out}")
+
+
+def _overlap(args) -> None:
+    from . import overlap
+    from .files import write_json
+
+    if args.out and args.out.is_dir():
+        raise FactbenchError(f"--out {args.out} is a folder; give a file name such as overlap.json")
+    report = overlap.check(args.train_file, args.model, split=args.split, limit=args.limit, layer=args.layer,
+                           seed=args.seed, warn_at=args.warn_at)
+    print(overlap.render(report))
+    if args.out:
+        write_json(args.out, report)
+        print(f"wrote {args.out}")
+
+
 def _train(args) -> None:
     from . import recipes
 
@@ -444,7 +573,8 @@ def _train(args) -> None:
 def _demo(args) -> None:
     from . import demo
 
-    demo.run(questions=args.questions, out=args.out)
+    out = args.out or Path("runs/demo" if args.world == "smollm2" else f"runs/demo-{args.world}")
+    demo.run(world=args.world, out=out, fresh=args.fresh, settings=args.settings, only=args.only)
 
 
 def main(argv: list[str] | None = None) -> int:

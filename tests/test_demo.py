@@ -1,0 +1,152 @@
+"""`factbench demo` end to end on the tiny toy world: every stage, its outputs, reuse, refusals.
+
+The real worlds' settings (SmolLM2, the demo toy world) are the same code with other numbers;
+their measured results are in BENCHMARKS.md and the README.
+"""
+
+import json
+
+import pytest
+
+from factbench import demo, scorecard
+from factbench.cli import main
+from factbench.errors import FactbenchError
+
+TINY = demo.World(name="toy", model="toy:tiny", config="toy", split={"toy": "tiny"},
+                  overrides=("num_train_epochs=1", "eval_limit=4", "disable_tqdm=true", "eval_batch_size=16",
+                             "per_device_train_batch_size=16"))
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, tiny_world_module):
+    """One finished tiny demo run shared by the tests that only read it."""
+    out = tmp_path_factory.mktemp("demo") / "run"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(demo.WORLDS, "toy", TINY)
+        summary = demo.run("toy", out, echo=lambda *a: None)
+    return out, summary
+
+
+@pytest.fixture(scope="module")
+def tiny_world_module(factbench_cache):
+    from factbench import toyworld
+
+    return toyworld.toy_world(toyworld.ToyWorldConfig.tiny(), cache_dir=factbench_cache)
+
+
+def test_demo_writes_every_stage(finished):
+    out, summary = finished
+    names = [v.name for v in demo.VARIANTS]
+    assert names == ["sft", "attention-only", "self-distillation", "known-only"]
+    for name in names:
+        assert (out / "models" / name / "recipe_card.json").is_file()
+        card = scorecard.load_card(out / "cards" / f"{name}.json")  # valid against the schema
+        assert card["sets"]["heldout"]["status"] == "scored" and card["training_log"]["epochs"]
+    recipes = {json.loads((out / "models" / n / "recipe_card.json").read_text())["recipe"] for n in names}
+    assert recipes == {"sft", "freeze", "selfdistill", "known-only"}
+    for f in ("README.md", "leaderboard.csv", "index.html"):
+        assert (out / "leaderboard" / f).is_file()
+    assert len(list((out / "leaderboard" / "cards").glob("*.json"))) == 4
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = (out / "results.md").read_text()
+    assert all(f"| {n} |" in table for n in names)
+    assert [r["fine_tune"] for r in summary["results"]] == names
+    assert set(summary["stage_seconds"]) == {"split", "train", "score", "leaderboard", "report"}
+
+
+def test_table_numbers_are_the_cards(finished):
+    out, summary = finished
+    for row in summary["results"]:
+        card = json.loads((out / "cards" / f"{row['fine_tune']}.json").read_text())
+        assert row["retention"] == card["summary"]["retention"]
+        assert row["acquisition"] == card["summary"]["acquisition"]
+        assert f"{row['retention']['value']:.3f}" in (out / "results.md").read_text()
+
+
+def test_rerun_reuses_finished_stages(finished, monkeypatch):
+    out, summary = finished
+    from factbench import recipes, scoring
+
+    def refuse(*a, **k):
+        raise AssertionError("a finished stage ran again")
+
+    monkeypatch.setattr(recipes, "train", refuse)
+    monkeypatch.setattr(scoring, "answer_with_model", refuse)
+    monkeypatch.setitem(demo.WORLDS, "toy", TINY)
+    again = demo.run("toy", out, echo=lambda *a: None)
+    assert again["results"] == summary["results"]
+
+
+def test_interrupted_training_is_redone_and_the_rest_reused(finished, tmp_path, monkeypatch):
+    import shutil
+
+    out, summary = finished
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    (copy / "models" / "known-only" / "recipe_card.json").unlink()  # as if killed before the card
+    (copy / "cards" / "known-only.json").unlink()
+    shutil.rmtree(copy / "answers" / "known-only")
+    from factbench import recipes
+
+    trained = []
+    real = recipes.train
+    monkeypatch.setattr(recipes, "train", lambda recipe, *a, **k: trained.append(recipe) or real(recipe, *a, **k))
+    monkeypatch.setitem(demo.WORLDS, "toy", TINY)
+    demo.run("toy", copy, echo=lambda *a: None)
+    assert trained == ["known-only"]
+
+
+def test_other_settings_in_the_same_folder_are_refused(finished, monkeypatch):
+    out, _ = finished
+    monkeypatch.setitem(demo.WORLDS, "toy", TINY)
+    with pytest.raises(FactbenchError, match="other settings"):
+        demo.run("smollm2", out, echo=lambda *a: None)
+
+
+def test_bad_input(tmp_path, monkeypatch, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["demo", "--world", "mars"])
+    assert e.value.code == 2
+    stranger = tmp_path / "mine"
+    stranger.mkdir()
+    (stranger / "notes.txt").write_text("keep me")
+    assert main(["demo", "--world", "toy", "--out", str(stranger)]) == 2
+    assert "not a demo run" in capsys.readouterr().err
+    assert main(["demo", "--world", "toy", "--out", str(stranger), "--fresh"]) == 2
+    assert (stranger / "notes.txt").read_text() == "keep me"
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert main(["demo", "--out", str(afile)]) == 2
+    assert main(["demo", "--out", str(afile), "--fresh"]) == 2
+    assert afile.read_text() == "x"
+
+
+def test_smollm2_split_comes_from_the_bundled_p17_profile(tmp_path):
+    """The default world's split stage (no training): sizes, relation, and guessable held-out facts."""
+    from factbench import splits
+
+    split = splits.load_split(demo.make_split(demo.WORLDS["smollm2"], tmp_path, echo=lambda *a: None))
+    kinds = [r["kind"] for r in split.sets["train"]]
+    wanted = demo.WORLDS["smollm2"].split
+    assert (kinds.count("known"), kinds.count("unknown"), len(split.sets["heldout"])) == (
+        wanted["known"], wanted["unknown"], wanted["heldout"])
+    assert {r["relation"] for r in split.sets["train"] + split.sets["heldout"]} == {"P17"}
+    from factbench.scoring import guessable_ids
+
+    guessable, _ = guessable_ids(split)
+    held = {r["id"] for r in split.sets["heldout"]}
+    assert 0 < len(held & guessable) < len(held)  # both kinds, so cards report both retentions
+
+
+def test_only_and_settings(tmp_path, monkeypatch, tiny_world_module):
+    monkeypatch.setitem(demo.WORLDS, "toy", TINY)
+    out = tmp_path / "one"
+    summary = demo.run("toy", out, echo=lambda *a: None, only=["known-only"], settings=["learning_rate=1e-4"])
+    assert [r["fine_tune"] for r in summary["results"]] == ["known-only"]
+    card = json.loads((out / "models" / "known-only" / "recipe_card.json").read_text())
+    assert card["config"]["learning_rate"] == 1e-4
+    with pytest.raises(FactbenchError, match="learning_rte"):
+        demo.run("toy", tmp_path / "bad", echo=lambda *a: None, settings=["learning_rte=1"])
+    with pytest.raises(FactbenchError, match="unknown fine-tune"):
+        demo.run("toy", tmp_path / "bad", echo=lambda *a: None, only=["dpo"])
+    assert not (tmp_path / "bad").exists()
