@@ -61,6 +61,8 @@ def test_table_numbers_are_the_cards(finished):
         assert row["retention"] == card["summary"]["retention"]
         assert row["acquisition"] == card["summary"]["acquisition"]
         assert f"{row['retention']['value']:.3f}" in (out / "results.md").read_text()
+        bits = card["outcomes"]["heldout"]["tuned"]
+        assert row["unfiltered_retention"]["value"] == pytest.approx(bits.count("1") / len(bits))
 
 
 def test_rerun_reuses_finished_stages(finished, monkeypatch):
