@@ -575,7 +575,7 @@ def score(base: Answers, tuned: Answers, split: Split, *, training_log: Path | s
         "protocol_hash": protocol_hash(question_sets.question_protocol()),
         "split": _split_identity(split),
         "base": _side(base),
-        "tuned": _side(tuned),
+        "tuned": _side(tuned) | _recipe_of(tuned),
         "statistics": {"bootstrap_resamples": boot.resamples, "seed": boot.seed, "level": boot.level,
                        "unit": "question"},
         "summary": _summary(sets, log),
@@ -628,6 +628,29 @@ def _summary(sets: dict, log: dict | None) -> dict:
         "forgotten_per_acquired": ratio,
         "peak_relative_forgetting": log["peak_relative_forgetting"] if log else None,
     }
+
+
+def _recipe_of(a: Answers) -> dict:
+    """How a local fine-tune was made, from the recipe card `factbench train` leaves beside it."""
+    model = (a.identity.get("model") or {}) if isinstance(a.identity.get("model"), dict) else {}
+    path = Path(model.get("name") or "") / "recipe_card.json"
+    if model.get("source") != "local" or not path.is_file():
+        return {}
+    try:
+        rc = json.loads(path.read_text())
+        c = rc["config"]
+        settings = {k: c.get(k) for k in ("learning_rate", "num_train_epochs", "per_device_train_batch_size",
+                                           "loss_on", "answer_end", "seed")}
+        label = rc["recipe"]
+        if rc["recipe"] == "freeze":
+            label += f" (trainable={rc['trainable']['trainable']})"
+        if rc["recipe"] == "selfdistill":
+            settings |= {k: c.get(k) for k in ("distill_lambda", "distill_tau", "teacher", "kl_on", "teacher_cache")}
+            label += f" (λ={c['distill_lambda']:g}, τ={c['distill_tau']:g}, KL on {c['kl_on']} tokens)"
+    except (ValueError, KeyError, TypeError, OSError):
+        return {}
+    return {"recipe": {"recipe": rc["recipe"], "label": label, "settings": settings,
+                       "recipe_card_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}}
 
 
 def _side(a: Answers) -> dict:

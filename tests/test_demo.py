@@ -47,6 +47,10 @@ def test_demo_writes_every_stage(finished):
     for f in ("README.md", "leaderboard.csv", "index.html"):
         assert (out / "leaderboard" / f).is_file()
     assert len(list((out / "leaderboard" / "cards").glob("*.json"))) == 4
+    # each card says how its fine-tune was made (from the recipe card), and the leaderboard shows it
+    card = scorecard.load_card(out / "cards" / "attention-only.json")
+    assert card["tuned"]["recipe"]["recipe"] == "freeze" and card["tuned"]["recipe"]["settings"]["learning_rate"]
+    assert "freeze (trainable=attention)" in (out / "leaderboard" / "README.md").read_text()
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = (out / "results.md").read_text()
     assert all(f"| {n} |" in table for n in names)

@@ -116,7 +116,7 @@ def recipe(card: dict) -> str:
     for where in (card["tuned"], card["tuned"].get("model") or {}):
         value = where.get("recipe")
         if isinstance(value, dict):
-            value = value.get("recipe") or value.get("name")
+            value = value.get("label") or value.get("recipe") or value.get("name")
         if value:
             return str(value)
     for note in card["notes"]:
