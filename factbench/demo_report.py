@@ -119,7 +119,10 @@ def curves_png(cards: dict[str, dict], path: Path) -> Path:
             ax.annotate(f"{len(points) - 1}", points[-1], textcoords="offset points", xytext=(4, 4), fontsize=8,
                         color=color(i))
     ax.set_xlabel("new facts learned (Unknown training facts right)")
-    ax.set_ylabel("held-out Known facts right")
+    sizes = {e.get("heldout_questions") for c in cards.values() for e in (c.get("training_log") or {}).get("epochs") or []}
+    sizes.discard(None)
+    # The per-epoch log asks the first N held-out questions (recalled and guessable alike), not the card's set.
+    ax.set_ylabel("held-out Known facts right" + (f" (first {max(sizes)}, per-epoch log)" if sizes else ""))
     ax.set_title("Retention against acquisition, epoch by epoch (last epoch numbered)", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
