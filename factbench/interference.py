@@ -50,6 +50,7 @@ import json
 import shlex
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -57,7 +58,7 @@ from pathlib import Path
 from . import __version__, answering, data, models, question_sets, representations, splits, stats, synthetic
 from .engines.base import GenerationParams
 from .errors import FactbenchError
-from .files import atomic_path, sha256_file, write_json, write_text
+from .files import atomic_path, write_json, write_text
 from .scorecard import pct, points
 
 SCHEMA = 1
@@ -133,13 +134,21 @@ def with_command(exp: Experiment, out: Path | str) -> Experiment:
     """`exp` with the command line that runs it (recorded in the results, shown in the table)."""
     parts = ["factbench", "interference", "--model", exp.model, "--recipe", *exp.recipes,
              "--sizes", *map(str, exp.sizes)]
+    rest = []
+    for item in exp.overrides:  # the settings that have their own flags are shown with them
+        key, _, value = item.partition("=")
+        flag = {"num_train_epochs": "--epochs", "learning_rate": "--lr", "per_device_train_batch_size": "--batch-size"}
+        if key.strip() in flag:
+            parts += [flag[key.strip()], value]
+        else:
+            rest.append(item)
     defaults = Experiment()
     for flag, value, default in (("--keys", list(exp.keys), list(defaults.keys)), ("--relation", exp.relation, "P17"),
                                  ("--seed", exp.seed, 0), ("--config", exp.config, None), ("--split", exp.split, None),
                                  ("--heldout", exp.heldout_limit, None), ("--new-limit", exp.new_limit,
                                                                           DEFAULT_NEW_LIMIT),
                                  ("--layer", exp.layer, None), ("--dtype", exp.dtype, "auto"),
-                                 ("--set", list(exp.overrides), [])):
+                                 ("--set", rest, [])):
         if value != default:
             parts += [flag, *(map(str, value) if isinstance(value, list) else [str(value)])]
     if exp.keep_models:
@@ -154,16 +163,36 @@ def condition_name(recipe: str, kind: str, size: int) -> str:
 
 # ---- settings, checked before any work ----------------------------------------------------------
 
-def recipe_settings(exp: Experiment, recipe: str, split_dir: Path, out_dir: Path) -> dict:
-    """The recipe's settings on top of its config, for one condition."""
-    settings = {"model": exp.model, "split_dir": str(split_dir), "output_dir": str(out_dir), "seed": exp.seed,
-                "eval_sets": ["heldout"], "eval_each_epoch": False, "eval_before_training": False,
-                "save_model": True}
+def shared_settings(exp: Experiment) -> dict:
+    """The settings interference puts on top of the recipe config for every condition (paths aside)."""
+    settings = {"model": exp.model, "seed": exp.seed, "eval_sets": ["heldout"], "eval_each_epoch": False,
+                "eval_before_training": False, "save_model": True}
     if exp.is_toy:
         settings["answer_end"] = "newline"
+    return settings
+
+
+def recipe_settings(exp: Experiment, recipe: str, split_dir: Path, out_dir: Path) -> dict:
+    """The recipe's settings on top of its config, for one condition."""
+    settings = shared_settings(exp) | {"split_dir": str(split_dir), "output_dir": str(out_dir)}
     if recipe == "selfdistill":
         settings["teacher"] = "base"
     return settings | exp.user_overrides()
+
+
+def effective_settings(exp: Experiment) -> dict:
+    """The values every condition trains with (config file, interference's, the user's), paths left out.
+
+    Values rather than the file's hash, so that a reworded comment in a bundled config does not make
+    finished conditions look foreign, while a changed learning rate does.
+    """
+    import yaml
+
+    from .recipes.config import find_config
+
+    values = yaml.safe_load(find_config(exp.config_name).read_text()) or {}
+    merged = values | shared_settings(exp) | exp.user_overrides()
+    return {k: merged[k] for k in sorted(merged) if k not in ("split_dir", "output_dir")}
 
 
 def base_split(model: str, split: str | Path | None = None) -> splits.Split:
@@ -198,17 +227,14 @@ def known_rows(split: splits.Split, limit: int | None, seed: int) -> list[dict]:
 
 def identity(exp: Experiment, split: splits.Split, model_identity: dict) -> dict:
     """Everything that fixes a condition's result except the condition itself: reruns must match it."""
-    from .recipes.config import find_config
-
-    config_path = find_config(exp.config_name)
     return {
         "schema": SCHEMA,
         "model": model_identity,
         "base_split": {"path": str(split.path),
                        "manifest_sha256": hashlib.sha256((split.path / "manifest.json").read_bytes()).hexdigest()},
         "relation": exp.relation, "seed": exp.seed, "synthetic_version": synthetic.SYNTHETIC_VERSION,
-        "recipe_config": {"name": exp.config_name, "sha256": sha256_file(config_path)},
-        "overrides": exp.user_overrides(), "heldout_limit": exp.heldout_limit, "new_limit": exp.new_limit,
+        "recipe_config": exp.config_name, "recipe_settings": effective_settings(exp),
+        "heldout_limit": exp.heldout_limit, "new_limit": exp.new_limit,
         "layer": exp.layer, "dtype": exp.dtype,
         "question_protocol_hash": split.manifest.get("protocol_hash"),
     }
@@ -399,8 +425,12 @@ def _load_base(out: Path, ident: dict, known: list[data.Fact], new: dict[str, li
 
 # ---- numbers ------------------------------------------------------------------------------------
 
-def condition_summary(result: dict, base: dict) -> dict:
-    """Every number of one condition, each with n and a 95% interval (paired over the same facts)."""
+def condition_summary(result: dict, base: dict, new_answers: list[str] | None = None) -> dict:
+    """Every number of one condition, each with n and a 95% interval (paired over the same facts).
+
+    `new_answers`, the gold answers of the synthetic facts asked, adds the share of the most common
+    one: what a model that learned no fact but always answers the majority country would score.
+    """
     base_em = base["answers"]["heldout"]["em"]
     tuned_em = result["answers"]["heldout"]["em"]
     kind = result["keys"]
@@ -416,6 +446,7 @@ def condition_summary(result: dict, base: dict) -> dict:
     return {
         "recipe": result["recipe"], "keys": kind, "size": result["size"],
         "learned": stats.rate_with_ci(learned["em"]),
+        "majority_answer": _majority(new_answers[:len(learned["em"])]) if new_answers else None,
         "base_on_new": stats.rate_with_ci(base_new),
         "heldout_accuracy": stats.rate_with_ci(tuned_em),
         # base − tuned accuracy on the same facts: positive = forgotten
@@ -434,7 +465,7 @@ def summarize(exp: Experiment, out: Path, base: dict) -> dict:
     results = {}
     for c in exp.conditions():
         results[c] = json.loads((out / "runs" / condition_name(*c) / "result.json").read_text())
-    rows = [condition_summary(r, base) for r in results.values()]
+    rows = [condition_summary(r, base, _trained_answers(out, r["keys"], r["size"])) for r in results.values()]
     gaps = []
     if {"namelike", "uuid"} <= set(exp.keys):
         for recipe in exp.recipes:
@@ -458,6 +489,21 @@ def summarize(exp: Experiment, out: Path, base: dict) -> dict:
         "conditions": rows, "name_like_minus_uuid": gaps,
         "bootstrap": {"resamples": stats.DEFAULT_RESAMPLES, "seed": stats.DEFAULT_SEED, "level": 0.95},
     }
+
+
+def _trained_answers(out: Path, kind: str, size: int) -> list[str] | None:
+    try:
+        text = (out / "facts" / f"{kind}-{size}" / "train.jsonl").read_text()
+    except OSError:
+        return None
+    return [json.loads(line)["answer"] for line in text.splitlines()]
+
+
+def _majority(answers: list[str]) -> dict | None:
+    if not answers:
+        return None
+    answer, count = Counter(answers).most_common(1)[0]
+    return {"answer": answer, "share": count / len(answers), "n": len(answers)}
 
 
 def _spelling(out: Path, exp: Experiment) -> dict | None:
@@ -490,15 +536,17 @@ def render(summary: dict) -> str:
         lines += [f"Command: `{summary['command']}`", ""]
     relation = summary["settings"]["relation"]
     same_n = next((r["same_relation"]["forgetting"]["n"] for r in summary["conditions"] if r["same_relation"]), 0)
-    lines += [f"| recipe | keys | new facts | learned | known facts right | forgetting (pts) | forgetting, {relation} "
-              "facts (pts) | drift (1 − cos) |", "|---|---|---:|---|---|---|---|---|"]
+    lines += [f"| recipe | keys | new facts | learned (majority answer) | known facts right | forgetting (pts) | "
+              f"forgetting, {relation} facts (pts) | drift (1 − cos) |", "|---|---|---:|---|---|---|---|---|"]
     for r in summary["conditions"]:
         same = points(r["same_relation"]["forgetting"]) if r["same_relation"] else "–"
+        majority = f"; {100 * r['majority_answer']['share']:.0f}%" if r.get("majority_answer") else ""
         lines.append(f"| {RECIPE_LABELS.get(r['recipe'], r['recipe'])} | {synthetic.KEY_KINDS[r['keys']]} | "
-                     f"{r['size']} | {pct(r['learned'])} (n={r['learned']['n']}) | {pct(r['heldout_accuracy'])} | "
-                     f"{points(r['forgetting'])} | {same} | {_num(r['drift'])} |")
-    lines.append(f"\nn = {base['known_facts']} known facts per row ({same_n} of them {relation} facts); "
-                 "learned: the synthetic facts trained on, asked 4-shot like every question.")
+                     f"{r['size']} | {pct(r['learned'])} (n={r['learned']['n']}{majority}) | "
+                     f"{pct(r['heldout_accuracy'])} | {points(r['forgetting'])} | {same} | {_num(r['drift'])} |")
+    lines.append(f"\nn = {base['known_facts']} known facts per row ({same_n} of them {relation} facts). Learned: the "
+                 "synthetic facts trained on, asked 4-shot like every question; the majority answer's share is what "
+                 "always answering the most common answer would score.")
     if summary["name_like_minus_uuid"]:
         lines += ["", "## Name-like minus UUID (paired over the same known facts)", "",
                   "| recipe | new facts | extra forgetting (pts) | extra drift |", "|---|---:|---|---|"]
