@@ -552,7 +552,7 @@ def _overlap(args) -> None:
     if args.out and args.out.is_dir():
         raise FactbenchError(f"--out {args.out} is a folder; give a file name such as overlap.json")
     report = overlap.check(args.train_file, args.model, split=args.split, limit=args.limit, layer=args.layer,
-                           seed=args.seed, warn_at=args.warn_at)
+                           seed=args.seed, warn_at=args.warn_at, progress=True)
     print(overlap.render(report))
     if args.out:
         write_json(args.out, report)

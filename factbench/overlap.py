@@ -94,7 +94,7 @@ def _with_subject(row: dict, where: str) -> dict:
 
 def check(path: Path | str, model: str = models.DEFAULT_MODEL, *, split: str | Path | None = None,
           limit: int | None = DEFAULT_LIMIT, layer: int | None = None, seed: int = 0,
-          warn_at: float = DEFAULT_WARN_AT) -> dict:
+          warn_at: float = DEFAULT_WARN_AT, progress: bool = False) -> dict:
     """The overlap report of a training file for `model` (see the module docstring)."""
     rows = read_rows(path)
     if limit is not None and limit < 1:
@@ -111,14 +111,17 @@ def check(path: Path | str, model: str = models.DEFAULT_MODEL, *, split: str | P
     tokenizer = loaded.tokenizer
     layer = representations.check_layer(loaded.model, layer)
 
-    def states(items):
-        return representations.subject_states(loaded.model, tokenizer, items, layer)
+    def states(items, what):
+        return representations.subject_states(loaded.model, tokenizer, items, layer,
+                                              progress=f"reading {what}" if progress else None)
 
-    known_states = states([(f.question, f.subject) for f in known])
+    known_states = states([(f.question, f.subject) for f in known], "known subjects")
     references = reference_questions(rows, tokenizer, seed)
     similarity = {
-        "yours": representations.max_similarity(states([(r["question"], r["subject"]) for r in rows]), known_states),
-        **{kind: representations.max_similarity(states(items), known_states) for kind, items in references.items()},
+        "yours": representations.max_similarity(states([(r["question"], r["subject"]) for r in rows], "your subjects"),
+                                                known_states),
+        **{kind: representations.max_similarity(states(items, f"{synthetic.KEY_KINDS[kind]} keys"), known_states)
+           for kind, items in references.items()},
     }
     means = {k: stats.rate_with_ci(v) for k, v in similarity.items()}  # a bootstrap of the mean, any values
     low, high, yours = means["uuid"]["value"], means["namelike"]["value"], means["yours"]["value"]
@@ -136,9 +139,11 @@ def check(path: Path | str, model: str = models.DEFAULT_MODEL, *, split: str | P
     }
 
 
-def reference_questions(rows: list[dict], tokenizer, seed: int) -> dict[str, list[tuple[str, str]]]:
+def reference_questions(rows: list[dict], tokenizer, seed: int | str) -> dict[str, list[tuple[str, str]]]:
     """Each row's question with its subject replaced by a UUID key and by a name-like key."""
     ok = synthetic.spellable(tokenizer)
+    # A seed stream of their own, so that the references are never the very keys `interference` trained on.
+    seed = f"overlap/{seed}"
     uuids = iter(synthetic.uuid_keys(len(rows), seed, synthetic.key_spelling(tokenizer)))
     by_relation = defaultdict(int)
     for r in rows:

@@ -75,8 +75,13 @@ def text_and_span(question: str, subject: str) -> tuple[str, tuple[int, int]]:
 
 @torch.no_grad()
 def subject_states(model, tokenizer, items: Sequence[tuple[str, str]], layer: int | None = None,
-                   batch_size: int = DEFAULT_BATCH_SIZE) -> torch.Tensor:
-    """One float32 vector per (question, subject): the mean of layer `layer` over the subject's tokens."""
+                   batch_size: int = DEFAULT_BATCH_SIZE, progress: str | None = None) -> torch.Tensor:
+    """One float32 vector per (question, subject): the mean of layer `layer` over the subject's tokens.
+
+    `progress`, when given, is the label of a progress bar (on stderr).
+    """
+    from tqdm.auto import tqdm
+
     if not getattr(tokenizer, "is_fast", False):
         raise FactbenchError("subject representations need a fast tokenizer (character offsets)")
     layer = check_layer(model, layer)
@@ -86,7 +91,8 @@ def subject_states(model, tokenizer, items: Sequence[tuple[str, str]], layer: in
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
     encoded = [_encode(tokenizer, *text_and_span(q, s)) for q, s in items]
     out = []
-    for start in range(0, len(encoded), batch_size):
+    starts = range(0, len(encoded), batch_size)
+    for start in tqdm(starts, desc=progress, unit="batch", disable=progress is None, leave=False, dynamic_ncols=True):
         chunk = encoded[start:start + batch_size]
         width = max(len(ids) for ids, _ in chunk)
         ids = torch.full((len(chunk), width), pad, dtype=torch.long)

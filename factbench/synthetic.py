@@ -155,7 +155,7 @@ def generate(kind: str, n: int, *, relation: str = "P17", seed: int = 0, tokeniz
     return SyntheticFacts(relation, kind, seed, facts, spelling)
 
 
-def namelike_keys(n: int, relation: str, seed: int, ok: Callable[[str], bool] = lambda w: True) -> list[str]:
+def namelike_keys(n: int, relation: str, seed: int | str, ok: Callable[[str], bool] = lambda w: True) -> list[str]:
     lengths, first, middle, last = _word_pools(relation)
     pools = [_weighted(c, ok) for c in (first, middle or first, last)]
     if not all(words for words, _ in pools):
@@ -179,7 +179,7 @@ def namelike_keys(n: int, relation: str, seed: int, ok: Callable[[str], bool] = 
     return keys
 
 
-def uuid_keys(n: int, seed: int, spelling: dict | None = None) -> list[str]:
+def uuid_keys(n: int, seed: int | str, spelling: dict | None = None) -> list[str]:
     rng = random.Random(f"{seed}/uuid")
     spelling = spelling or {"form": "uuid", "symbols": HEX}
     keys = []
