@@ -41,8 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "the base; publish a leaderboard; print the comparison table and save plots. A rerun reuses "
                        "every finished stage.",
                        epilog="worlds:\n  smollm2  SmolLM2-135M-Instruct (bundled) and its bundled P17 knowledge "
-                       "profile (~15 min on 2 cores)\n  toy      the toy world, a tiny model whose knowledge is decided "
-                       "by construction (~3 min)\n\nexamples:\n  factbench demo\n  factbench demo --world toy\n"
+                       "profile (~11 min on 2 cores)\n  toy      the toy world, a tiny model whose knowledge is decided "
+                       "by construction (~2 min)\n\nexamples:\n  factbench demo\n  factbench demo --world toy\n"
                        "  factbench demo --out runs/demo2 --fresh\n"
                        "  factbench demo --only self-distillation --set kl_on=answer --out runs/demo-sd-answer")
     p.add_argument("--world", default="smollm2", choices=["smollm2", "toy"], help="which base model (default: smollm2)")
