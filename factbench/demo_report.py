@@ -42,16 +42,14 @@ def rows(cards: dict[str, dict]) -> list[dict]:
 def unfiltered(card: dict) -> dict | None:
     """Held-out accuracy over recalled and guessable facts together: what the score would be without
     the guess filter (same bootstrap settings as the card)."""
-    import numpy as np
-
+    from .compare import _bits
     from .stats import rate_with_ci
 
     held = card["outcomes"].get("heldout")
     if not held or not held["ids"]:
         return None
-    right = np.frombuffer(held["tuned"].encode(), dtype=np.uint8) == ord("1")
     st = card["statistics"]
-    return rate_with_ci(right, resamples=st["bootstrap_resamples"], seed=st["seed"], level=st["level"])
+    return rate_with_ci(_bits(held["tuned"]), resamples=st["bootstrap_resamples"], seed=st["seed"], level=st["level"])
 
 
 def table(cards: dict[str, dict]) -> str:

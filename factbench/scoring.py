@@ -632,12 +632,13 @@ def _summary(sets: dict, log: dict | None) -> dict:
 
 def _recipe_of(a: Answers) -> dict:
     """How a local fine-tune was made, from the recipe card `factbench train` leaves beside it."""
-    model = (a.identity.get("model") or {}) if isinstance(a.identity.get("model"), dict) else {}
-    path = Path(model.get("name") or "") / "recipe_card.json"
-    if model.get("source") != "local" or not path.is_file():
+    model = a.identity.get("model")
+    if not isinstance(model, dict) or model.get("source") != "local":
         return {}
+    path = Path(model.get("name") or "") / "recipe_card.json"
     try:
-        rc = json.loads(path.read_text())
+        raw = path.read_bytes()
+        rc = json.loads(raw)
         c = rc["config"]
         settings = {k: c.get(k) for k in ("learning_rate", "num_train_epochs", "per_device_train_batch_size",
                                            "loss_on", "answer_end", "seed")}
@@ -650,7 +651,7 @@ def _recipe_of(a: Answers) -> dict:
     except (ValueError, KeyError, TypeError, OSError):
         return {}
     return {"recipe": {"recipe": rc["recipe"], "label": label, "settings": settings,
-                       "recipe_card_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}}
+                       "recipe_card_sha256": hashlib.sha256(raw).hexdigest()}}
 
 
 def _side(a: Answers) -> dict:
