@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from factbench import answering, answers, data, models, prompts
+from factbench import asking, data, matching, models, prompts
 from factbench.engines.base import GenerationParams
 from factbench.engines.hf import HFEngine, cpu_has_amx, reference_generate
 
@@ -45,7 +45,7 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    facts = answering.pick_questions(data.load("dev"), args.questions, seed=0)
+    facts = asking.pick_questions(data.load("dev"), args.questions, seed=0)
     texts = [prompts.build_prompt(f) for f in facts]
     params = GenerationParams()
     loaded = models.load(models.DEFAULT_MODEL)
@@ -63,8 +63,8 @@ def main() -> int:
     bf16_out, bf16_times = timed(lambda: [c[0] for c in bf16.generate(texts, params)], args.runs)
 
     def accuracy(outs):
-        return {"em": sum(answers.exact_match(o, f.answers) for o, f in zip(outs, facts)) / len(facts),
-                "contains": sum(answers.contains(o, f.answers) for o, f in zip(outs, facts)) / len(facts)}
+        return {"em": sum(matching.exact_match(o, f.answers) for o, f in zip(outs, facts)) / len(facts),
+                "contains": sum(matching.contains(o, f.answers) for o, f in zip(outs, facts)) / len(facts)}
 
     med = statistics.median
     report = {

@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from factbench import models, question_sets, samples
+from factbench import models, question_sets, sample_logs
 
 
 def timed_run(cmd: list[str], log: Path) -> float:
@@ -73,7 +73,7 @@ def main() -> int:
              "--model_args", f"pretrained={model},dtype={args.dtype}", "--tasks", task, *metadata,
              "--limit", str(args.questions), "--device", args.device, "--batch_size", args.lm_eval_batch_size,
              "--log_samples", "--output_path", str(lm)], out / f"lm_eval-{run}.log"))
-        ours, theirs = samples.read(samples.find(fb, task)), samples.read(samples.find(lm, task))
+        ours, theirs = sample_logs.read(sample_logs.find(fb, task)), sample_logs.read(sample_logs.find(lm, task))
         differ = [(fid, ours[fid]["completion"], theirs.get(fid, {}).get("completion"))
                   for fid in ours if ours[fid] != theirs.get(fid)]
         if differ or len(ours) != len(theirs):

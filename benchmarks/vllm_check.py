@@ -18,10 +18,10 @@ import random
 import time
 
 from factbench import data
-from factbench.answers import contains, exact_match
 from factbench.engines.base import GenerationParams
 from factbench.engines.vllm import VLLMEngine
 from factbench.errors import FactbenchError
+from factbench.matching import contains, exact_match
 from factbench.prompts import build_prompt
 
 

@@ -376,18 +376,18 @@ def _models_prepare(args) -> None:
 
 
 def _eval(args) -> None:
-    from . import answering, data
+    from . import asking, data
     from .engines import make_engine
     from .files import write_json, write_jsonl
 
     if args.sets or args.split_dir:
         return _eval_sets(args)
-    facts = answering.pick_questions(data.load(data.check_split(args.split), args.relations), args.limit, args.seed)
+    facts = asking.pick_questions(data.load(data.check_split(args.split), args.relations), args.limit, args.seed)
     if args.out and args.out.exists() and not args.out.is_dir():
         raise FactbenchError(f"--out {args.out} exists and is not a folder")
     engine = make_engine(args.engine, args.model, revision=args.revision, dtype=args.dtype,
                          batch_size=args.batch_size)
-    run = answering.answer(engine, facts)
+    run = asking.answer(engine, facts)
     summary = run.summary() | {"split": args.split, "engine": engine.describe()}
     print(f"{summary['questions']} questions  EM {summary['em']:.3f}  contains {summary['contains']:.3f}  "
           f"{summary['questions_per_second']} questions/s")

@@ -14,19 +14,12 @@ import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
-from . import __version__, answering, prompts, question_sets, samples
-from .engines import Engine, GenerationParams
+from . import __version__, asking, prompts, question_sets, sample_logs
+from .engines import Engine
 from .errors import FactbenchError
 from .files import write_json, write_jsonl
-from .protocol import protocol_hash
+from .protocol import generation_kwargs, generation_params, protocol_hash, question_protocol
 from .splits import Split
-
-
-def generation_kwargs() -> dict:
-    """The decoding of the question protocol, spelled as lm-eval's `generation_kwargs` (the YAMLs fix the same)."""
-    protocol = question_sets.question_protocol()
-    return {"until": list(protocol["stop"]), "max_gen_toks": protocol["max_new_tokens"],
-            "do_sample": False, "temperature": 0.0}
 
 
 def ids_sha256(ids) -> str:
@@ -58,8 +51,8 @@ def answer_sets(engine: Engine, sets: dict[str, list[dict]], split: Split | None
     nothing to log for them.
     """
     params_kwargs = generation_kwargs()
-    params = GenerationParams(max_new_tokens=params_kwargs["max_gen_toks"], stop=tuple(params_kwargs["until"]))
-    protocol = question_sets.question_protocol()
+    params = generation_params()
+    protocol = question_protocol()
     summary = {"engine": engine.describe(), "split": str(split.path) if split else None, "sets": {},
                "factbench_version": __version__, "protocol": protocol, "protocol_hash": protocol_hash(protocol),
                "generation_kwargs": params_kwargs, "question_sets": {}}
@@ -69,8 +62,8 @@ def answer_sets(engine: Engine, sets: dict[str, list[dict]], split: Split | None
             echo(f"{task}: no questions, skipped")
             continue
         facts = [question_sets.fact_of(d) for d in docs]
-        run = answering.answer(engine, facts, params=params)
-        rows = [samples.record(i, d, prompts.build_prompt(f, 0), r["completion"], r["em"], r["contains"],
+        run = asking.answer(engine, facts, params=params)
+        rows = [sample_logs.record(i, d, prompts.build_prompt(f, 0), r["completion"], r["em"], r["contains"],
                                params_kwargs) for i, (d, f, r) in enumerate(zip(docs, facts, run.records))]
         summary["sets"][task] = run.summary()
         summary["question_sets"][task] = ids_sha256(d["id"] for d in docs)

@@ -55,10 +55,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from . import __version__, answering, data, models, question_sets, representations, splits, stats, synthetic
-from .engines.base import GenerationParams
+from . import __version__, asking, data, models, question_sets, representations, splits, stats, synthetic
 from .errors import FactbenchError
 from .files import atomic_path, write_json, write_text
+from .protocol import generation_params
 from .scorecard import pct, points
 
 SCHEMA = 1
@@ -220,7 +220,7 @@ def known_rows(split: splits.Split, limit: int | None, seed: int) -> list[dict]:
             rows.append(row)
     if not rows:
         raise FactbenchError(f"split {split.path} holds no facts the base model knew")
-    facts = answering.pick_questions(data.get(r["id"] for r in rows), limit, seed)
+    facts = asking.pick_questions(data.get(r["id"] for r in rows), limit, seed)
     chosen = {f.id for f in facts}
     return [r for r in rows if r["id"] in chosen]
 
@@ -288,28 +288,23 @@ def write_fact_split(folder: Path, facts: synthetic.SyntheticFacts, known: list[
 
 # ---- measuring one model ------------------------------------------------------------------------
 
-def protocol_params() -> GenerationParams:
-    protocol = question_sets.question_protocol()
-    return GenerationParams(max_new_tokens=protocol["max_new_tokens"], stop=tuple(protocol["stop"]))
-
-
 def measure(model, tokenizer, known: list[data.Fact], new: dict[str, list[data.Fact]], layer: int | None,
             dtype: str = "auto") -> tuple[object, dict]:
     """Subject representations of the known facts, and greedy 4-shot answers to known and new facts."""
     import torch
 
-    from .engines.hf import HFEngine
+    from .engines import engine_for
 
     model.to("cuda" if torch.cuda.is_available() else "cpu")
     states = representations.subject_states(model, tokenizer, [(f.question, f.subject) for f in known], layer)
-    engine = HFEngine(model, tokenizer, dtype=dtype, progress=False)
+    engine = engine_for(model, tokenizer, dtype=dtype)
     answers = {"heldout": _answers(engine, known)}
     answers |= {kind: _answers(engine, facts) for kind, facts in new.items() if facts}
     return states, answers
 
 
 def _answers(engine, facts: list[data.Fact]) -> dict:
-    run = answering.answer(engine, facts, params=protocol_params())
+    run = asking.answer(engine, facts, params=generation_params())
     return {"ids": [r["id"] for r in run.records], "em": [bool(r["em"]) for r in run.records],
             "completions": [r["completion"] for r in run.records]}
 

@@ -47,12 +47,12 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from . import __version__, answers, data, prompts
+from . import __version__, data, matching, prompts
 from .data import Fact
-from .engines.base import Engine, GenerationParams
+from .engines.base import Engine, GenerationParams  # the interface, for type hints
 from .errors import DataError, FactbenchError
 from .files import sha256_file, write_json, write_jsonl
-from .protocol import base_protocol, explain_mismatch, protocol_hash
+from .protocol import MAX_NEW_TOKENS, explain_mismatch, generation_params, protocol_hash, question_protocol
 
 CATEGORIES = ("HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown")
 PROFILE_SCHEMA = 1
@@ -120,7 +120,7 @@ class ProbeSettings:
     budget: Budget = field(default_factory=lambda: BUDGETS[DEFAULT_BUDGET])
     shots: int = prompts.DEFAULT_SHOTS
     exemplar_seed: int = prompts.DEFAULT_EXEMPLAR_SEED
-    max_new_tokens: int = 16
+    max_new_tokens: int = MAX_NEW_TOKENS
     sample_seed: int = 0
     guess: GuessSettings = field(default_factory=GuessSettings)
 
@@ -132,8 +132,8 @@ class ProbeSettings:
 
     def question_protocol(self) -> dict:
         """How questions are asked and graded: what a tuned model's answers must share with the profile."""
-        return base_protocol(shots=self.shots, exemplar_seed=self.exemplar_seed,
-                             max_new_tokens=self.max_new_tokens, stop=("\n",))
+        return question_protocol(shots=self.shots, exemplar_seed=self.exemplar_seed,
+                                 max_new_tokens=self.max_new_tokens)
 
     def probe_protocol(self, engine: Engine, pool: Pool) -> dict:
         """Everything that determines a profile's contents; a resumed probe must match it exactly."""
@@ -184,12 +184,12 @@ def probe(engine: Engine, pool: Pool, settings: ProbeSettings, out_dir: Path | s
         bar.update(len(chunk))
 
     def greedy_right(f: Fact) -> bool:
-        return any(answers.exact_match(greedy[(f.id, p)], f.answers) for p in range(budget.prompts))
+        return any(matching.exact_match(greedy[(f.id, p)], f.answers) for p in range(budget.prompts))
 
     sampled: dict[str, int] = defaultdict(int)
     if budget.samples:
-        params = GenerationParams(max_new_tokens=settings.max_new_tokens, temperature=budget.temperature,
-                                  top_k=budget.top_k, n=budget.samples, seed=settings.sample_seed)
+        params = generation_params(settings.question_protocol(), temperature=budget.temperature,
+                                   top_k=budget.top_k, n=budget.samples, seed=settings.sample_seed)
         todo_by_relation = {r: [f for f in fs if not (budget.lazy_sampling and greedy_right(f))]
                             for r, fs in by_relation.items()}
         bar.total = len(facts) * budget.prompts + sum(map(len, todo_by_relation.values())) * budget.prompts * budget.samples
@@ -200,7 +200,7 @@ def probe(engine: Engine, pool: Pool, settings: ProbeSettings, out_dir: Path | s
                     chunk = todo[k:k + CHUNK]
                     result = _run_chunk(work, f"sampled-{r}-p{p}-k{k}", engine, chunk, p, settings, params, start)
                     for f in chunk:
-                        sampled[f.id] += sum(answers.exact_match(a, f.answers) for a in result[f.id])
+                        sampled[f.id] += sum(matching.exact_match(a, f.answers) for a in result[f.id])
                     bar.update(len(chunk) * budget.samples)
     bar.close()
 
@@ -242,7 +242,7 @@ def _run_chunk(work: Path, name: str, engine: Engine, chunk: list[Fact], prompt_
         saved = json.loads(path.read_text())
         if saved["ids"] == ids:
             return dict(zip(ids, saved["answers"]))
-    params = params or GenerationParams(max_new_tokens=settings.max_new_tokens)
+    params = params or generation_params(settings.question_protocol())
     texts = [prompts.build_prompt(f, prompt_index, settings.exemplar_seed, settings.shots) for f in chunk]
     completions = engine.generate(texts, params)
     write_json(path, {"ids": ids, "answers": completions})
@@ -268,13 +268,13 @@ def label(facts: list[Fact], greedy: dict[tuple[str, int], str], sampled: dict[s
     rows = []
     for f in facts:
         greedy_answers = [greedy[(f.id, p)] for p in range(budget.prompts)]
-        correct = [answers.exact_match(a, f.answers) for a in greedy_answers]
-        copies = sum(c and answers.exact_match(a, exemplar_answers(f, p, settings))
+        correct = [matching.exact_match(a, f.answers) for a in greedy_answers]
+        copies = sum(c and matching.exact_match(a, exemplar_answers(f, p, settings))
                      for p, (a, c) in enumerate(zip(greedy_answers, correct)))
-        control_hits = sum(answers.exact_match(greedy[(c, p)], f.answers)
+        control_hits = sum(matching.exact_match(greedy[(c, p)], f.answers)
                            for c in controls[f.id] for p in range(budget.prompts))
         guess_rate = control_hits / (len(controls[f.id]) * budget.prompts) if controls[f.id] else None
-        in_question = answers.contains(f.question, f.answers)
+        in_question = matching.contains(f.question, f.answers)
         sampled_lazily = budget.lazy_sampling and any(correct)
         cat = category(correct, sampled.get(f.id, 0))
         guessable = bool(in_question or (guess_rate is not None and guess_rate >= guess.threshold)
@@ -308,9 +308,9 @@ def choose_controls(facts: list[Fact], guess: GuessSettings) -> dict[str, list[s
         by_relation[f.relation].append(f)
     out = {}
     for f in facts:
-        gold = {answers.normalize_answer(a) for a in f.answers}
+        gold = {matching.normalize_answer(a) for a in f.answers}
         others = [o for o in by_relation[f.relation]
-                  if o.id != f.id and not gold & {answers.normalize_answer(a) for a in o.answers}]
+                  if o.id != f.id and not gold & {matching.normalize_answer(a) for a in o.answers}]
         rng = random.Random(f"{guess.seed}/{f.id}")
         out[f.id] = [o.id for o in rng.sample(others, min(guess.controls, len(others)))]
     return out

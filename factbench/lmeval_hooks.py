@@ -8,10 +8,8 @@ Everything about which questions a task asks is in `factbench.question_sets`.
 
 from __future__ import annotations
 
-from . import answers, prompts, question_sets
-
-# The stop strings of the question protocol: `until` in the YAMLs must agree (a test checks).
-STOP = ("\n",)
+from . import matching, prompts, question_sets
+from .protocol import STOP
 
 
 def load_docs(question_set: str, split: str | None = None, profile: str | None = None, **ignored):
@@ -35,6 +33,6 @@ def doc_to_text(doc: dict) -> str:
 
 def process_results(doc: dict, results: list[str]) -> dict[str, float]:
     """Normalised exact match (primary) and containment, as factbench grades every answer."""
-    completion = answers.cut_at_stop(results[0], STOP)
-    return {"em": float(answers.exact_match(completion, doc["answers"])),
-            "contains": float(answers.contains(completion, doc["answers"]))}
+    completion = matching.cut_at_stop(results[0], STOP)
+    return {"em": float(matching.exact_match(completion, doc["answers"])),
+            "contains": float(matching.contains(completion, doc["answers"]))}

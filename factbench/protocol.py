@@ -1,7 +1,12 @@
-"""Protocol identity: a short hash of everything that changes what a question's answer means.
+"""The question protocol: how every factbench question is asked and graded, and its identity.
 
-Profiles, runs and score cards record the full protocol dict and its hash. Two results may be
-compared only when their hashes agree; `explain_mismatch` says which fields differ.
+One place for the decoding (greedy, at most `MAX_NEW_TOKENS` new tokens, stop at `STOP`), the
+prompt (`prompts.PROMPT_VERSION`, `SHOTS` exemplars drawn with `EXEMPLAR_SEED`) and the matching
+rule (`matching.MATCHING_VERSION`). Everything that asks a question takes its decoding from
+`generation_params()` (factbench's engines) or `generation_kwargs()` (lm-eval's spelling).
+
+Profiles, runs and score cards record the full protocol dict and a short hash of it. Two results
+may be compared only when their hashes agree; `explain_mismatch` says which fields differ.
 """
 
 from __future__ import annotations
@@ -9,10 +14,14 @@ from __future__ import annotations
 import hashlib
 import json
 
-from .answers import MATCHING_VERSION
-from .prompts import PROMPT_VERSION
+from .matching import MATCHING_VERSION
+from .prompts import DEFAULT_EXEMPLAR_SEED, DEFAULT_SHOTS, PROMPT_VERSION
 
 TASK_VERSION = 1  # bump on any change that alters which answer counts as correct
+MAX_NEW_TOKENS = 16
+STOP = ("\n",)  # the lm-eval YAMLs' `until` must agree (a test checks)
+SHOTS = DEFAULT_SHOTS
+EXEMPLAR_SEED = DEFAULT_EXEMPLAR_SEED
 
 
 def protocol_hash(protocol: dict) -> str:
@@ -31,6 +40,27 @@ def base_protocol(*, shots: int, exemplar_seed: int, max_new_tokens: int, stop: 
         "stop": list(stop),
         "matching": MATCHING_VERSION,
     }
+
+
+def question_protocol(*, shots: int = SHOTS, exemplar_seed: int = EXEMPLAR_SEED,
+                      max_new_tokens: int = MAX_NEW_TOKENS) -> dict:
+    """How factbench asks and grades questions (now, or under other prompt / length settings)."""
+    return base_protocol(shots=shots, exemplar_seed=exemplar_seed, max_new_tokens=max_new_tokens, stop=STOP)
+
+
+def generation_params(protocol: dict | None = None, **sampling):
+    """The protocol's decoding for factbench's engines; `sampling` (temperature, top_k, n, seed) for probes."""
+    from .engines.base import GenerationParams  # the engines' interface type only, not an engine
+
+    protocol = protocol or question_protocol()
+    return GenerationParams(max_new_tokens=protocol["max_new_tokens"], stop=tuple(protocol["stop"]), **sampling)
+
+
+def generation_kwargs(protocol: dict | None = None) -> dict:
+    """The same decoding spelled as lm-eval's `generation_kwargs` (the YAMLs fix the same values)."""
+    protocol = protocol or question_protocol()
+    return {"until": list(protocol["stop"]), "max_gen_toks": protocol["max_new_tokens"],
+            "do_sample": False, "temperature": 0.0}
 
 
 def explain_mismatch(a: dict, b: dict, names: tuple[str, str] = ("first", "second")) -> str:

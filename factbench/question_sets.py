@@ -34,7 +34,7 @@ from . import data, knowledge, splits
 from .data import Fact
 from .errors import FactbenchError
 from .files import cache_dir
-from .protocol import made_under_other_protocol, protocol_hash
+from .protocol import made_under_other_protocol, protocol_hash, question_protocol
 
 SETS = {
     "heldout": "held-out facts the base model knew (retention)",
@@ -62,11 +62,6 @@ def check_set(name: str) -> str:
     if name not in SETS:
         raise QuestionSetError(f"unknown question set {name!r}; choose one of {', '.join(SETS)}")
     return name
-
-
-def question_protocol() -> dict:
-    """How factbench asks and grades questions now; profiles and splits must share it."""
-    return knowledge.ProbeSettings().question_protocol()
 
 
 # ---- which split ---------------------------------------------------------------------------------

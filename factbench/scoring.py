@@ -65,9 +65,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, answers, data, evaluation, models, prompts, question_sets, samples, stats
+from . import __version__, data, evaluation, matching, models, prompts, question_sets, sample_logs, stats
 from .errors import FactbenchError
-from .protocol import TASK_VERSION, made_under_other_protocol, protocol_hash
+from .protocol import TASK_VERSION, generation_kwargs, made_under_other_protocol, protocol_hash, question_protocol
 from .splits import Split
 
 FLIPS = ("retained", "forgotten", "acquired", "never_known")
@@ -116,7 +116,7 @@ def read_answers(folder: str | Path, role: str) -> Answers:
     files = {}
     for name in SETS:
         try:
-            files[name] = samples.find(run_dir, question_sets.task_name(name))
+            files[name] = sample_logs.find(run_dir, question_sets.task_name(name))
         except FactbenchError:
             continue  # this set was not answered
     if not files:
@@ -134,7 +134,7 @@ def read_answers(folder: str | Path, role: str) -> Answers:
 
 def _read_set(path: Path, role: str) -> tuple[dict[str, dict], dict]:
     """One samples file: the per-id answers (`samples.read`) and the one decoding all its rows used."""
-    by_id = samples.read(path)
+    by_id = sample_logs.read(path)
     rows, decodings = 0, set()
     with open(path) as f:
         for n, line in enumerate(f, 1):
@@ -157,7 +157,7 @@ def _read_set(path: Path, role: str) -> tuple[dict[str, dict], dict]:
 
 
 def _check_decoding(kwargs: dict, what: str) -> None:
-    want = evaluation.generation_kwargs()
+    want = generation_kwargs()
     problems = []
     if list(kwargs.get("until") or []) != want["until"]:
         problems.append(f"stop strings {kwargs.get('until')!r} (want {want['until']!r})")
@@ -182,7 +182,7 @@ def _factbench_identity(run_dir: Path, files: dict, role: str) -> tuple[dict, li
     except (ValueError, KeyError, TypeError):
         raise ScoreError(f"{summary_path} is unreadable or not a factbench eval summary") from None
     made_under = summary.get("protocol_hash")
-    current = question_sets.question_protocol()
+    current = question_protocol()
     if made_under and made_under != protocol_hash(current):
         raise ScoreError(made_under_other_protocol(f"{role} answers in {run_dir}", made_under,
                                                    summary.get("protocol"), current, (role, "now")))
@@ -366,11 +366,11 @@ def check_answers(base: Answers, tuned: Answers, split: Split) -> dict[str, str]
 
 
 def _check_grade(role: str, fid: str, got: dict, gold) -> None:
-    em, contains = answers.exact_match(got["completion"], gold), answers.contains(got["completion"], gold)
+    em, contains = matching.exact_match(got["completion"], gold), matching.contains(got["completion"], gold)
     if (em, contains) != (got["em"], got["contains"]):
         raise ScoreError(f"the {role} answer to {fid} ({got['completion']!r}) was graded em={got['em']:d} "
                          f"contains={got['contains']:d}, but this factbench grades it em={em:d} "
-                         f"contains={contains:d} (matching rule {answers.MATCHING_VERSION}): graded under "
+                         f"contains={contains:d} (matching rule {matching.MATCHING_VERSION}): graded under "
                          "another matching rule, or edited")
 
 
@@ -571,8 +571,8 @@ def score(base: Answers, tuned: Answers, split: Split, *, training_log: Path | s
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "factbench_version": __version__,
         "task_version": TASK_VERSION,
-        "protocol": question_sets.question_protocol(),
-        "protocol_hash": protocol_hash(question_sets.question_protocol()),
+        "protocol": question_protocol(),
+        "protocol_hash": protocol_hash(question_protocol()),
         "split": _split_identity(split),
         "base": _side(base),
         "tuned": _side(tuned) | _recipe_of(tuned),

@@ -34,9 +34,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from . import answers, data, files, prompts
+from . import data, files, matching, prompts
 from .data import Fact
 from .errors import FactbenchError
+from .protocol import MAX_NEW_TOKENS, generation_params
 
 # Bump when a change to this module changes what a given config builds, so that old cached
 # worlds are not mistaken for new ones.
@@ -46,7 +47,7 @@ ARCHS = ("gpt2", "llama")
 WORD_PATTERN = r"\w+|[^\w]"  # a word, or any single other character (space, "\n", "?", ...)
 PAD, UNK, EOS = "[PAD]", "[UNK]", "<|endoftext|>"
 RECALL_SHOTS = prompts.DEFAULT_SHOTS
-RECALL_MAX_NEW_TOKENS = 16
+RECALL_MAX_NEW_TOKENS = MAX_NEW_TOKENS  # recall is asked under the question protocol
 PRESETS = ("default", "tiny", "demo")
 _AT_LEAST_ONE = ("n_known", "facts_per_document", "n_layer", "n_embd", "n_head", "n_positions", "steps", "batch_size")
 _AT_LEAST_ZERO = ("n_unknown", "dev_per_document", "warmup_steps")
@@ -361,16 +362,15 @@ def _next_token_loss(model, input_ids, attention_mask):
 
 def recall(model, tokenizer, facts: Sequence[Fact]) -> float:
     """Share of facts answered right (normalised exact match) under 4-shot prompt 0, greedy."""
-    from .engines.base import GenerationParams
-    from .engines.hf import HFEngine
+    from .engines import engine_for
 
     if not facts:
         return float("nan")
     # fp32 on purpose: the engine would pick bf16 on some CPUs, and change the model in place.
-    engine = HFEngine(model, tokenizer, dtype="float32", device="cpu", progress=False)
-    params = GenerationParams(max_new_tokens=RECALL_MAX_NEW_TOKENS)
+    engine = engine_for(model, tokenizer, dtype="float32", device="cpu")
+    params = generation_params()
     completions = engine.generate([prompts.build_prompt(f, 0, k=RECALL_SHOTS) for f in facts], params)
-    return sum(answers.exact_match(c[0], f.answers) for c, f in zip(completions, facts, strict=True)) / len(facts)
+    return sum(matching.exact_match(c[0], f.answers) for c, f in zip(completions, facts, strict=True)) / len(facts)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -511,7 +511,7 @@ def _world_record(world: ToyWorld) -> dict:
             "known": world.known_recall,
             "unknown": world.unknown_recall,
             "how": f"greedy, {RECALL_SHOTS}-shot prompt 0 ({prompts.PROMPT_VERSION}), stop at newline, "
-            f"at most {RECALL_MAX_NEW_TOKENS} new tokens, exact match ({answers.MATCHING_VERSION})",
+            f"at most {RECALL_MAX_NEW_TOKENS} new tokens, exact match ({matching.MATCHING_VERSION})",
         },
         "info": world.info,
     }

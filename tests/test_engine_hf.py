@@ -1,7 +1,7 @@
 import pytest
 from conftest import tiny_random_model
 
-from factbench import answering, data, prompts
+from factbench import asking, data, prompts
 from factbench.engines.base import GenerationParams
 from factbench.engines.hf import HFEngine, reference_generate, shared_prefix_groups
 from factbench.errors import FactbenchError
@@ -81,7 +81,7 @@ def test_real_smollm2_answers_real_questions(smollm2):
     """The bundled pretrained model, through the engine, on real EntityQuestions capitals."""
     facts = data.load("dev", ["P36"])[:40]
     engine = HFEngine(smollm2.model, smollm2.tokenizer, dtype="float32", progress=False)
-    run = answering.answer(engine, facts)
+    run = asking.answer(engine, facts)
     completions = [r["completion"] for r in run.records]
     assert all(c and "\n" not in c for c in completions)
     # It knows some capitals and not others (measured: 11 of these 40 right).

@@ -12,7 +12,7 @@ import pytest
 from conftest import run_lm_eval, tiny_random_model
 from test_lmeval_tasks import make_scripted_split
 
-from factbench import question_sets, samples
+from factbench import question_sets, sample_logs
 from factbench.cli import main
 
 LIMIT = 6  # questions per set
@@ -34,8 +34,8 @@ def random_model_dir(tmp_path_factory, smol_tokenizer):
 def assert_same_answers(factbench_out, lm_eval_out, tasks) -> list[dict]:
     compared = []
     for task in tasks:
-        ours = samples.read(samples.find(factbench_out, task))
-        theirs = samples.read(samples.find(lm_eval_out, task))
+        ours = sample_logs.read(sample_logs.find(factbench_out, task))
+        theirs = sample_logs.read(sample_logs.find(lm_eval_out, task))
         assert list(ours) == list(theirs), f"{task}: different questions or order"
         for fid in ours:
             assert ours[fid] == theirs[fid], f"{task} {fid}: factbench {ours[fid]} vs lm-eval {theirs[fid]}"

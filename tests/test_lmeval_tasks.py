@@ -9,9 +9,18 @@ import pytest
 from test_knowledge import SMOKE, ScriptedEngine
 
 import factbench
-from factbench import answers, knowledge, lmeval_cli, lmeval_hooks, prompts, question_sets, samples, splits
+from factbench import (
+    knowledge,
+    lmeval_cli,
+    lmeval_hooks,
+    matching,
+    prompts,
+    question_sets,
+    sample_logs,
+    splits,
+)
 from factbench.cli import main
-from factbench.protocol import protocol_hash
+from factbench.protocol import protocol_hash, question_protocol
 
 SPLIT_SETTINGS = splits.SplitSettings(known=20, unknown=30, heldout=15, ood=5, seed=1, min_known_share=0.1)
 
@@ -70,7 +79,7 @@ def test_every_set_has_a_task_and_the_group_holds_them_all(task_manager_for):
 
 def test_yaml_decoding_is_the_question_protocol():
     cfg = _yaml("factforget_heldout.yaml")
-    protocol = question_sets.question_protocol()
+    protocol = question_protocol()
     assert cfg["generation_kwargs"] == {"until": protocol["stop"], "max_gen_toks": protocol["max_new_tokens"],
                                         "do_sample": False, "temperature": 0.0}
     assert list(lmeval_hooks.STOP) == protocol["stop"]
@@ -118,7 +127,7 @@ def test_scores_are_factbench_scores():
     assert lmeval_hooks.process_results(doc, [" Paris\nQ: next"]) == {"em": 1.0, "contains": 1.0}
     assert lmeval_hooks.process_results(doc, [" Paris, France"]) == {"em": 0.0, "contains": 1.0}
     assert lmeval_hooks.process_results(doc, [" Lyon"]) == {"em": 0.0, "contains": 0.0}
-    assert answers.exact_match("the Paris.", ["Paris"])
+    assert matching.exact_match("the Paris.", ["Paris"])
 
 
 # ---- bad --metadata ------------------------------------------------------------------------------
@@ -140,11 +149,11 @@ def test_split_of_another_question_protocol_is_refused(split_dir, tmp_path):
     other = tmp_path / "split"
     shutil.copytree(split_dir, other)
     manifest = json.loads((other / "manifest.json").read_text())
-    manifest["protocol_hash"] = protocol_hash({**question_sets.question_protocol(), "shots": 5})
+    manifest["protocol_hash"] = protocol_hash({**question_protocol(), "shots": 5})
     (other / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(question_sets.QuestionSetError,
                        match=r"made under question protocol \w+, but this factbench asks questions under "
-                             + protocol_hash(question_sets.question_protocol())):
+                             + protocol_hash(question_protocol())):
         lmeval_hooks.load_docs("new", split=str(other))
 
 
@@ -224,13 +233,13 @@ def test_bad_sets_input_is_one_line_exit_2(argv, message, capsys, tmp_path):
 def test_samples_reader_takes_lm_eval_and_factbench_rows(tmp_path):
     doc = question_sets.doc(question_sets.pool_facts()[0])
     prompt = prompts.build_prompt(question_sets.fact_of(doc), 0)
-    ours = samples.record(0, doc, prompt, "Iran", True, True, {"until": ["\n"]})
+    ours = sample_logs.record(0, doc, prompt, "Iran", True, True, {"until": ["\n"]})
     theirs = {**ours, "resps": [[" Iran\nQ:"]], "filtered_resps": [" Iran\nQ:"]}
     for name, row in (("samples_factforget_pool.jsonl", ours), ("m/samples_factforget_pool_2026.jsonl", theirs)):
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_text(json.dumps(row) + "\n")
-    a = samples.read(samples.find(tmp_path, "factforget_pool"))
-    b = samples.read(samples.find(tmp_path / "m", "factforget_pool"))
+    a = sample_logs.read(sample_logs.find(tmp_path, "factforget_pool"))
+    b = sample_logs.read(sample_logs.find(tmp_path / "m", "factforget_pool"))
     assert a == b == {"P17/test/0": {"completion": "Iran", "em": True, "contains": True,
                                      "prompt_hash": ours["prompt_hash"]}}
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from factbench import data, prompts, question_sets, scoring, splits, toyworld
+from factbench import data, prompts, scoring, splits, toyworld
 from factbench.cli import main
 from factbench.errors import FactbenchError
 from factbench.knowledge import Profile
-from factbench.protocol import protocol_hash
+from factbench.protocol import protocol_hash, question_protocol
 from factbench.recipes import RECIPES, bundled_configs, load_config, train
 from factbench.recipes import data as recipe_data
 from factbench.recipes.data import Collator, encode_rows
@@ -34,7 +34,7 @@ def make_split(out: Path, n_known=24, n_unknown=12, heldout=8) -> Path:
             facts.append(f)
     rows = [{"id": f.id, "relation": f.relation, "category": "HighlyKnown" if i % 2 == 0 else "Unknown",
              "known": i % 2 == 0} for i, f in enumerate(facts[:100])]
-    manifest = {"protocol_hash": protocol_hash(question_sets.question_protocol()), "profile_sha256": "0" * 64,
+    manifest = {"protocol_hash": protocol_hash(question_protocol()), "profile_sha256": "0" * 64,
                 "model": {"name": "test"}}
     splits.make_split(Profile(out.parent, manifest, rows),
                       splits.SplitSettings(known=n_known, unknown=n_unknown, heldout=heldout, ood=0,
@@ -82,7 +82,7 @@ def test_every_recipe_trains_logs_saves_and_cards(world, tmp_path, recipe):
     assert scoring.read_training_log(out / "training_log.jsonl")["final"]["epoch"] == 1  # what `score` reads
     card = json.loads((out / "recipe_card.json").read_text())
     assert card["recipe"] == recipe and card["config"]["learning_rate"] == 1e-3 and card["seed"] == 42
-    assert card["split"]["protocol_hash"] == protocol_hash(question_sets.question_protocol())
+    assert card["split"]["protocol_hash"] == protocol_hash(question_protocol())
     assert set(card["split"]["files"]) == {"train.jsonl", "heldout.jsonl", "ood.jsonl"}
     assert {"factbench", "transformers", "torch"} <= set(card["versions"]) and card["wall_seconds"] > 0
     trained = {s["stage"]: s for s in card["stages"]}

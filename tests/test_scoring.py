@@ -15,7 +15,7 @@ import pytest
 from test_knowledge import ScriptedEngine
 from test_lmeval_tasks import SPLIT_SETTINGS, make_scripted_split
 
-from factbench import evaluation, knowledge, question_sets, scorecard, scoring, splits
+from factbench import evaluation, knowledge, protocol, question_sets, scorecard, scoring, splits
 from factbench.cli import main
 
 SETS = question_sets.SPLIT_SETS
@@ -127,7 +127,7 @@ def test_card_records_identities_hashes_and_compact_outcomes(card, split, script
     assert card["protocol_hash"] == split.manifest["protocol_hash"]
     assert card["base"]["source"] == "factbench" and card["base"]["model"]["name"] == "base-model"
     assert card["tuned"]["label"].startswith("tuned-model")
-    assert card["base"]["decoding"] == evaluation.generation_kwargs()
+    assert card["base"]["decoding"] == protocol.generation_kwargs()
     assert card["split"]["files"] == split.manifest["files"]
     for name in SETS:
         o = card["outcomes"][name]

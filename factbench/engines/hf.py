@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from ..answers import cut_at_stop
 from ..errors import FactbenchError
+from ..matching import cut_at_stop
 from .base import GenerationParams, check_prompts
 
 DEFAULT_BATCH_SIZE = 32

@@ -19,8 +19,8 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from ..answers import cut_at_stop
 from ..errors import FactbenchError
+from ..matching import cut_at_stop
 from .base import GenerationParams, check_prompts
 
 INSTALL_HINT = "pip install 'factbench[vllm]'"

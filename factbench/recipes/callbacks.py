@@ -24,9 +24,10 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-from .. import answering, question_sets
-from ..engines.base import GenerationParams
+from .. import asking, question_sets
+from ..engines import engine_for
 from ..files import write_jsonl
+from ..protocol import generation_params
 
 _DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
 
@@ -40,8 +41,7 @@ class EpochEvaluation(TrainerCallback):
         self.batch_size = config.eval_batch_size
         self.first_row = first_row
         self.sets = {name: question_sets.facts(name, split)[:config.eval_limit] for name in config.eval_sets}
-        protocol = question_sets.question_protocol()
-        self.params = GenerationParams(max_new_tokens=protocol["max_new_tokens"], stop=tuple(protocol["stop"]))
+        self.params = generation_params()
         self.rows: list[dict] = []
         self.trainer = None  # set by train_stage: the epoch's training loss lives there
         self._engine = None
@@ -50,18 +50,16 @@ class EpochEvaluation(TrainerCallback):
 
     def accuracies(self, model) -> dict:
         """Exact-match accuracy and question count of every set, for `model` as it is now."""
-        from ..engines.hf import HFEngine
-
         was_training = model.training
         param = next(model.parameters())
         if self._engine is None or self._engine.model is not model:
             # The engine's dtype and device are the model's own, so building it moves and casts nothing.
-            self._engine = HFEngine(model, self.tokenizer, batch_size=self.batch_size, progress=False,
-                                    dtype=_DTYPE_NAMES.get(param.dtype, "float32"), device=str(param.device))
+            self._engine = engine_for(model, self.tokenizer, batch_size=self.batch_size,
+                                      dtype=_DTYPE_NAMES.get(param.dtype, "float32"), device=str(param.device))
         out = {}
         for name, facts in self.sets.items():
             if facts:
-                out[f"{name}_accuracy"] = answering.answer(self._engine, facts, params=self.params).summary()["em"]
+                out[f"{name}_accuracy"] = asking.answer(self._engine, facts, params=self.params).summary()["em"]
             else:
                 out[f"{name}_accuracy"] = None
             out[f"{name}_questions"] = len(facts)

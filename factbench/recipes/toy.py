@@ -21,10 +21,10 @@ import hashlib
 import json
 from pathlib import Path
 
-from .. import answers, prompts, question_sets, splits, toyworld
+from .. import matching, prompts, splits, toyworld
 from ..files import cache_dir
 from ..knowledge import Profile
-from ..protocol import protocol_hash
+from ..protocol import generation_params, protocol_hash, question_protocol
 
 MAX_KNOWN, MAX_UNKNOWN, MAX_HELDOUT = 800, 500, 500
 
@@ -32,7 +32,7 @@ MAX_KNOWN, MAX_UNKNOWN, MAX_HELDOUT = 800, 500, 500
 def toy_split(preset: str = "default") -> Path:
     """The split folder of the toy world `preset`, built (world and split) on first use."""
     world = toyworld.toy_world(toyworld.ToyWorldConfig.preset(preset))
-    protocol = protocol_hash(question_sets.question_protocol())
+    protocol = protocol_hash(question_protocol())
     key = json.dumps({"world": world.config.hash(), "protocol": protocol, "split_schema": splits.SPLIT_SCHEMA,
                       "sizes": [MAX_KNOWN, MAX_UNKNOWN, MAX_HELDOUT]}, sort_keys=True)
     out = cache_dir() / "splits" / f"toy-{preset}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
@@ -42,7 +42,7 @@ def toy_split(preset: str = "default") -> Path:
     known = sum(r["known"] for r in rows)
     unknown = sum(r["category"] == "Unknown" for r in rows)
     labelling = {"labels": "toy world: 1 greedy answer per fact, 4-shot prompt 0", "world": world.config.hash(),
-                 "questions": question_sets.question_protocol()}
+                 "questions": question_protocol()}
     manifest = {"protocol_hash": protocol, "profile_sha256": hashlib.sha256(json.dumps(rows).encode()).hexdigest(),
                 "model": {"source": "toy", "name": f"toy:{preset}", "config_hash": world.config.hash()},
                 "probe_protocol_hash": protocol_hash(labelling)}
@@ -61,18 +61,16 @@ def toy_split(preset: str = "default") -> Path:
 
 def label_facts(world: toyworld.ToyWorld) -> list[dict]:
     """Profile rows of every fact of the world, from one greedy answer per fact."""
-    from ..engines.base import GenerationParams
-    from ..engines.hf import HFEngine
+    from ..engines import engine_for
 
-    protocol = question_sets.question_protocol()
-    params = GenerationParams(max_new_tokens=protocol["max_new_tokens"], stop=tuple(protocol["stop"]))
-    engine = HFEngine(world.load_model(), world.load_tokenizer(), dtype="float32", device="cpu", progress=False)
+    params = generation_params()
+    engine = engine_for(world.load_model(), world.load_tokenizer(), dtype="float32", device="cpu")
     facts = world.known + world.unknown
     completions = engine.generate([prompts.build_prompt(f, 0) for f in facts], params)
     pre_trained = set(world.known_ids)
     rows = []
     for fact, completion in zip(facts, completions, strict=True):
-        right = answers.exact_match(completion[0], fact.answers)
+        right = matching.exact_match(completion[0], fact.answers)
         if fact.id in pre_trained:
             category = "HighlyKnown" if right else "MaybeKnown"  # MaybeKnown: neither train set takes it
         else:

@@ -1,5 +1,5 @@
 from factbench import data
-from factbench.answers import contains, cut_at_stop, exact_match, normalize_answer
+from factbench.matching import contains, cut_at_stop, exact_match, normalize_answer
 
 
 def test_squad_normalisation():

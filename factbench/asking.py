@@ -6,10 +6,11 @@ import random
 import time
 from dataclasses import dataclass
 
-from . import answers, prompts
+from . import matching, prompts
 from .data import Fact
-from .engines.base import Engine, GenerationParams
+from .engines.base import Engine, GenerationParams  # the interface, for type hints
 from .errors import FactbenchError
+from .protocol import generation_params
 
 
 def pick_questions(facts: list[Fact], limit: int | None, seed: int = 0) -> list[Fact]:
@@ -44,7 +45,7 @@ def answer(engine: Engine, facts: list[Fact], *, params: GenerationParams | None
            prompt_index: int = 0, exemplar_seed: int = prompts.DEFAULT_EXEMPLAR_SEED,
            shots: int = prompts.DEFAULT_SHOTS) -> AnsweredRun:
     """Greedy answers (by default) with both scores for every fact."""
-    params = params or GenerationParams()
+    params = params or generation_params()
     texts = [prompts.build_prompt(f, prompt_index, exemplar_seed, shots) for f in facts]
     start = time.perf_counter()
     completions = engine.generate(texts, params)
@@ -57,8 +58,8 @@ def answer(engine: Engine, facts: list[Fact], *, params: GenerationParams | None
             "answers": list(f.answers),
             "prompt_index": prompt_index,
             "completion": c[0],
-            "em": answers.exact_match(c[0], f.answers),
-            "contains": answers.contains(c[0], f.answers),
+            "em": matching.exact_match(c[0], f.answers),
+            "contains": matching.contains(c[0], f.answers),
         }
         for f, c in zip(facts, completions)
     ]

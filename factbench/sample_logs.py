@@ -13,9 +13,9 @@ import hashlib
 import json
 from pathlib import Path
 
-from .answers import cut_at_stop
 from .errors import FactbenchError
-from .lmeval_hooks import STOP
+from .matching import cut_at_stop
+from .protocol import STOP
 
 
 def record(doc_id: int, doc: dict, prompt: str, completion: str, em: bool, contains: bool,
