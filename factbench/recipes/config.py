@@ -53,7 +53,7 @@ class RecipeConfig(TrainingArguments):
             facts then follow other facts, as in a few-shot prompt, which matters for models with
             absolute position embeddings such as the toy world's. **[ours]**
 
-    Which parameters train (every recipe; see recipes/freeze.py):
+    Which parameters train (every recipe; see recipes/parameters.py):
         trainable: a preset (`attention`, `ffn`, `all`) or a list of parameter-name patterns.
             Unset: `attention` for the freeze recipe, `all` for the others.
 

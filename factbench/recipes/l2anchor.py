@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 
-from . import freeze, losses
+from . import losses, parameters
 from .runner import RecipeOutput, stage_summary
 from .trainer import RecipeTrainer, train_stage
 
@@ -40,7 +40,7 @@ class L2AnchorTrainer(RecipeTrainer):
 
 def run(run) -> RecipeOutput:
     examples = run.examples()
-    run.trainable = freeze.apply(run.model, run.config.trainable, default=DEFAULT_TRAINABLE)
+    run.trainable = parameters.apply(run.model, run.config.trainable, default=DEFAULT_TRAINABLE)
     started = time.perf_counter()
     trainer, evaluation = train_stage(run, run.model, examples, out_dir=run.out_dir, trainer_cls=L2AnchorTrainer,
                                       l2_lambda=run.config.l2_lambda)

@@ -30,7 +30,7 @@ import time
 
 import torch
 
-from . import freeze, losses
+from . import losses, parameters
 from .data import Collator
 from .runner import RecipeOutput, stage_summary
 from .trainer import RecipeTrainer, train_stage
@@ -90,7 +90,7 @@ def cache_teacher(teacher, examples: list[dict], collator: Collator, *, tau: flo
 def run(run) -> RecipeOutput:
     config = run.config
     everything = run.examples()
-    run.trainable = freeze.apply(run.model, config.trainable, default=DEFAULT_TRAINABLE)
+    run.trainable = parameters.apply(run.model, config.trainable, default=DEFAULT_TRAINABLE)
     stages, extra = [], {"distillation": {
         "lambda": config.distill_lambda, "tau": config.distill_tau, "teacher": config.teacher,
         "teacher_epochs": config.teacher_epochs if config.teacher == "stage1" else None,
@@ -114,7 +114,7 @@ def run(run) -> RecipeOutput:
     # ---- stage 2: the student ----------------------------------------------------------------------
     if config.student_init == "base" and config.teacher == "stage1":
         student = run.load_base()
-        freeze.apply(student, config.trainable, default=DEFAULT_TRAINABLE)
+        parameters.apply(student, config.trainable, default=DEFAULT_TRAINABLE)
         teacher_row = None  # the student does not start where the teacher is
     elif config.teacher_cache == "none":
         student = run.model

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from . import freeze
+from . import parameters
 from .runner import RecipeOutput, stage_summary
 from .trainer import train_stage
 
@@ -21,7 +21,7 @@ def run(run, kinds=("known", "unknown"), default_trainable: str = DEFAULT_TRAINA
         ) -> RecipeOutput:
     """SFT of `run.model` on the training facts of `kinds` (shared by freeze and known-only)."""
     examples = run.examples(kinds)
-    run.trainable = freeze.apply(run.model, run.config.trainable, default=default_trainable)
+    run.trainable = parameters.apply(run.model, run.config.trainable, default=default_trainable)
     started = time.perf_counter()
     trainer, evaluation = train_stage(run, run.model, examples, out_dir=run.out_dir)
     stage = stage_summary(name, trainer, examples, time.perf_counter() - started, evaluation.rows)

@@ -1,11 +1,11 @@
-"""Trainable-parameter presets: `requires_grad` of every parameter, per preset and architecture."""
+"""Trainable-parameter presets (recipes/parameters.py): `requires_grad` of every parameter, per preset and architecture."""
 
 import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 from factbench.errors import FactbenchError
-from factbench.recipes import freeze
+from factbench.recipes import parameters
 
 
 def _model(arch: str, tied: bool = False):
@@ -23,7 +23,7 @@ ARCHS = ["llama", "qwen2", "gpt2"]
 
 
 def _role(arch: str, name: str) -> str:
-    """What a parameter is, written out per architecture independently of freeze.py's patterns."""
+    """What a parameter is, written out per architecture independently of parameters.py's patterns."""
     if arch == "gpt2":
         attention = (".attn.c_attn.weight", ".attn.c_attn.bias", ".attn.c_proj.weight", ".attn.c_proj.bias")
         ffn = (".mlp.c_fc.weight", ".mlp.c_fc.bias", ".mlp.c_proj.weight", ".mlp.c_proj.bias")
@@ -46,7 +46,7 @@ def _role(arch: str, name: str) -> str:
 @pytest.mark.parametrize("preset", ["attention", "ffn", "all"])
 def test_every_parameter_of_every_preset(arch, preset):
     model = _model(arch)
-    summary = freeze.apply(model, preset)
+    summary = parameters.apply(model, preset)
     seen = 0
     for name, p in model.named_parameters(remove_duplicate=False):
         expected = preset == "all" or _role(arch, name) == preset
@@ -60,12 +60,12 @@ def test_every_parameter_of_every_preset(arch, preset):
 def test_attention_preset_counts(arch, attention_tensors):
     """Two layers: q/k/v/o weights (+ Qwen2's three biases per layer; GPT-2's fused c_attn and c_proj with biases)."""
     model = _model(arch)
-    assert freeze.apply(model, "attention")["trainable_tensors"] == attention_tensors
+    assert parameters.apply(model, "attention")["trainable_tensors"] == attention_tensors
 
 
 def test_ffn_preset_keeps_gpt2_attention_c_proj_frozen():
     model = _model("gpt2")
-    freeze.apply(model, "ffn")
+    parameters.apply(model, "ffn")
     params = dict(model.named_parameters())
     assert params["transformer.h.0.mlp.c_proj.weight"].requires_grad
     assert not params["transformer.h.0.attn.c_proj.weight"].requires_grad
@@ -73,7 +73,7 @@ def test_ffn_preset_keeps_gpt2_attention_c_proj_frozen():
 
 def test_custom_globs_and_regexes():
     model = _model("llama")
-    freeze.apply(model, ["*.layers.1.mlp.*", "re:layers\\.0\\.self_attn\\.q_proj"])
+    parameters.apply(model, ["*.layers.1.mlp.*", "re:layers\\.0\\.self_attn\\.q_proj"])
     trained = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trained == {"model.layers.1.mlp.gate_proj.weight", "model.layers.1.mlp.up_proj.weight",
                        "model.layers.1.mlp.down_proj.weight", "model.layers.0.self_attn.q_proj.weight"}
@@ -81,16 +81,16 @@ def test_custom_globs_and_regexes():
 
 def test_a_pattern_that_matches_nothing_is_an_error():
     with pytest.raises(FactbenchError, match="match no parameter"):
-        freeze.apply(_model("gpt2"), ["*.self_attn.q_proj.*"])
+        parameters.apply(_model("gpt2"), ["*.self_attn.q_proj.*"])
 
 
 def test_unknown_preset_and_bad_regex():
     with pytest.raises(FactbenchError, match="unknown trainable preset"):
-        freeze.apply(_model("llama"), "mlp")
+        parameters.apply(_model("llama"), "mlp")
     with pytest.raises(FactbenchError, match="not a valid regular expression"):
-        freeze.apply(_model("llama"), ["re:(unclosed"])
+        parameters.apply(_model("llama"), ["re:(unclosed"])
     with pytest.raises(FactbenchError, match="non-empty"):
-        freeze.apply(_model("llama"), [])
+        parameters.apply(_model("llama"), [])
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])
@@ -100,9 +100,9 @@ def test_tied_embeddings(arch):
     embed = "transformer.wte.weight" if arch == "gpt2" else "model.embed_tokens.weight"
     assert model.get_input_embeddings().weight is model.get_output_embeddings().weight
     with pytest.raises(FactbenchError, match="one tied tensor"):
-        freeze.apply(model, ["lm_head.weight"])
-    freeze.apply(model, ["lm_head.weight", embed])
+        parameters.apply(model, ["lm_head.weight"])
+    parameters.apply(model, ["lm_head.weight", embed])
     assert model.get_output_embeddings().weight.requires_grad
     for preset in ("attention", "ffn"):
-        freeze.apply(model, preset)
+        parameters.apply(model, preset)
         assert not model.get_input_embeddings().weight.requires_grad
