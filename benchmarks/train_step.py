@@ -38,7 +38,7 @@ import torch
 
 from factbench import data, models
 from factbench.recipes import load_config
-from factbench.recipes.data import Collator, encode_rows
+from factbench.recipes.examples import Collator, encode_rows
 from factbench.recipes.selfdistill import SelfDistillTrainer, cache_teacher
 from factbench.recipes.trainer import RecipeTrainer
 

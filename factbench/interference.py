@@ -91,12 +91,12 @@ class Experiment:
     def __post_init__(self):
         for name in ("recipes", "sizes", "keys", "overrides"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
-        from .recipes.runner import recipe_module
+        from .recipes.runner import find_recipe
 
         if not self.recipes:
             raise FactbenchError("no recipe given")
         for r in self.recipes:
-            recipe_module(r)
+            find_recipe(r)
             if r == "known-only":
                 raise FactbenchError("recipe known-only trains on Known facts only, and this probe trains on "
                                      "synthetic facts only: there is nothing for it to train on")

@@ -18,8 +18,8 @@ from factbench.errors import FactbenchError
 from factbench.knowledge import Profile
 from factbench.protocol import protocol_hash, question_protocol
 from factbench.recipes import RECIPES, bundled_configs, load_config, train
-from factbench.recipes import data as recipe_data
-from factbench.recipes.data import Collator, encode_rows
+from factbench.recipes import examples as recipe_examples
+from factbench.recipes.examples import Collator, encode_rows
 
 FAST = {"num_train_epochs": 1, "per_device_train_batch_size": 8, "learning_rate": 1e-3, "eval_limit": 4,
         "disable_tqdm": True, "logging_steps": 100, "eval_batch_size": 16}
@@ -132,7 +132,7 @@ def test_cached_teacher_with_whole_vocabulary_gives_the_live_loss(world):
     with torch.no_grad():  # make the teacher differ from the student
         for p in teacher.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    rows = recipe_data.training_rows(splits.load_split(world["split"]))[:6]
+    rows = recipe_examples.training_rows(splits.load_split(world["split"]))[:6]
     examples = encode_rows(tokenizer, rows, 128)
     collator = Collator(tokenizer.pad_token_id, "answer", "answer")
     cached = cache_teacher(teacher, examples, collator, tau=0.5, k=len(tokenizer), batch_size=4, device="cpu")
@@ -149,7 +149,7 @@ def test_answer_only_labels(world):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(world["model"])
-    row = recipe_data.training_rows(splits.load_split(world["split"]))[0]
+    row = recipe_examples.training_rows(splits.load_split(world["split"]))[0]
     batch = Collator(tokenizer.pad_token_id, "answer")(encode_rows(tokenizer, [row], 128))
     labelled = batch["labels"][0][batch["labels"][0] != -100].tolist()
     assert tokenizer.decode(labelled) == " " + row["answer"] + tokenizer.eos_token
@@ -167,10 +167,10 @@ def test_answer_only_labels(world):
 def test_packing_keeps_each_answer_under_its_own_loss(world, tmp_path):
     from transformers import AutoTokenizer
 
-    from factbench.recipes.data import pack
+    from factbench.recipes.examples import pack
 
     tokenizer = AutoTokenizer.from_pretrained(world["model"])
-    rows = recipe_data.training_rows(splits.load_split(world["split"]))[:5]
+    rows = recipe_examples.training_rows(splits.load_split(world["split"]))[:5]
     single = encode_rows(tokenizer, rows, 128)
     packed = pack(single, 128)
     assert len(packed) < len(single) and [k for p in packed for k in p["kinds"]] == [r["kind"] for r in rows]

@@ -14,6 +14,13 @@ From Python:
     result = recipes.train("selfdistill", recipes.load_config("toy", ["output_dir=runs/sd"]))
     result.output_dir, result.card["final"]
 
+Reading one recipe top to bottom: its settings are `RecipeConfig` (config.py); runner.py loads
+the split and the base model into a `Run`; the recipe's own file (table above) picks its training
+examples (examples.py: rows, encoding, packing, collator), its trainable parameters
+(parameters.py) and its loss (losses.py for the arithmetic), and trains with the shared loop
+(trainer.py, per-epoch evaluation in callbacks.py); runner.py then saves the model and writes the
+recipe card (card.py). The table of recipes is `runner.RECIPES`.
+
 Each run writes into `output_dir`: the model and tokenizer (a normal Hugging Face folder),
 `training_log.jsonl` (one evaluation row per epoch) and, last, `recipe_card.json`.
 """

@@ -5,6 +5,8 @@
 No new facts, so whatever held-out accuracy it loses is the cost of fine-tuning itself (format
 learning, drift) rather than of learning new facts: the stability reference the other recipes'
 forgetting is read against (the paper's "all, Known-only training data" row).
+
+Path: sft.py's, with the Known training facts as its only examples.
 """
 
 from __future__ import annotations

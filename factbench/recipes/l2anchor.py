@@ -8,6 +8,10 @@ gradient-matched L2 pull still forgets about 10 points where self-distillation f
 extra copy of the trainable weights; the penalty sums over the trainable parameters only.
 `l2_lambda` (default 1e-3) is ours: sweep it, and compare at matched acquisition (METHOD.md §7).
 Under FSDP each rank sums its own shard, so the penalty is per shard (its gradient is still exact).
+
+Path through `run` below: examples of the Known + Unknown facts (`run.examples`) → trainable
+parameters (parameters.py) → the loss, `L2AnchorTrainer.loss_terms` (cross-entropy + λ·penalty,
+losses.l2_anchor_penalty) → the shared loop (`train_stage`, trainer.py) → one stage.
 """
 
 from __future__ import annotations
@@ -15,8 +19,7 @@ from __future__ import annotations
 import time
 
 from . import losses, parameters
-from .runner import RecipeOutput, stage_summary
-from .trainer import RecipeTrainer, train_stage
+from .trainer import RecipeOutput, RecipeTrainer, stage_summary, train_stage
 
 DEFAULT_TRAINABLE = "all"
 

@@ -1,64 +1,46 @@
 """`train(recipe, config)`: check everything, load the model, run one recipe, save and card it.
 
+The recipes are the table `RECIPES` below: a name, the function that runs it (in its own file),
+the parameters it trains unless `trainable` says otherwise, and one line on what it is.
+
 All bad input (recipe, settings, split, training file, tokenizer, trainable patterns) fails with
 one FactbenchError line before the first training step.
 """
 
 from __future__ import annotations
 
-import importlib
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from .. import models, splits
+from .. import models
 from ..errors import FactbenchError
-from . import card, data
+from . import card, freeze, known_only, l2anchor, selfdistill, sft
 from .config import RecipeConfig, load_config
-
-# recipe name -> module; each module has `DEFAULT_TRAINABLE` and `run(run) -> RecipeOutput`
-RECIPES = {
-    "sft": "sft",
-    "freeze": "freeze",
-    "selfdistill": "selfdistill",
-    "known-only": "known_only",
-    "l2anchor": "l2anchor",
-}
+from .examples import check_tokenizer, find_training_split, training_rows
+from .trainer import RecipeOutput, Run
 
 
-@dataclass
-class Run:
-    """What a recipe works with: checked settings, the split, the loaded base model."""
-
-    recipe: str
-    config: RecipeConfig
-    split: splits.Split
-    model: object
-    tokenizer: object
-    identity: dict
-    out_dir: Path
-    trainable: dict | None = None
-
-    def examples(self, kinds: tuple[str, ...] = data.KINDS) -> list[dict]:
-        rows = data.training_rows(self.split, kinds)
-        # Never longer than the model has positions for (packing fills sequences up to the limit).
-        positions = getattr(self.model.config, "max_position_embeddings", None) or getattr(
-            self.model.config, "n_positions", None)
-        limit = min(self.config.max_length, positions or self.config.max_length)
-        examples = data.encode_rows(self.tokenizer, rows, limit, self.config.answer_end)
-        return data.pack(examples, limit) if self.config.packing else examples
-
-    def load_base(self):
-        """A fresh copy of the base model (for a stage that must start from it)."""
-        return models.load(self.config.model, self.config.revision).model
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    run: Callable[[Run], RecipeOutput]
+    default_trainable: str  # the `trainable` preset when the setting is unset
+    description: str
 
 
-@dataclass
-class RecipeOutput:
-    trainer: object  # the last stage's Trainer: its model is the result
-    stages: list[dict]
-    log: list[dict]
-    extra: dict = field(default_factory=dict)
+RECIPES: dict[str, Recipe] = {r.name: r for r in (
+    Recipe("sft", sft.run, sft.DEFAULT_TRAINABLE,
+           "all parameters, cross-entropy on the answers of Known + Unknown facts"),
+    Recipe("freeze", freeze.run, freeze.DEFAULT_TRAINABLE,
+           "SFT with a trainable preset (trainable=attention|ffn|all) or patterns"),
+    Recipe("selfdistill", selfdistill.run, selfdistill.DEFAULT_TRAINABLE,
+           "teacher = 1 epoch SFT on Known facts; student: CE + λτ²·KL to it"),
+    Recipe("known-only", known_only.run, known_only.DEFAULT_TRAINABLE,
+           "SFT on the Known facts only (the stability reference)"),
+    Recipe("l2anchor", l2anchor.run, l2anchor.DEFAULT_TRAINABLE, "SFT + λ·||θ − θ0||² (l2_lambda)"),
+)}
 
 
 @dataclass
@@ -68,29 +50,29 @@ class TrainResult:
     log: list[dict]
 
 
-def recipe_module(name: str):
+def find_recipe(name: str) -> Recipe:
     if name not in RECIPES:
         raise FactbenchError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}")
-    return importlib.import_module(f".{RECIPES[name]}", __package__)
+    return RECIPES[name]
 
 
 def train(recipe: str, config: RecipeConfig | dict | str | Path, overrides: list[str] | dict | None = None
           ) -> TrainResult:
     """Run `recipe` with `config` (a RecipeConfig, a dict, or a YAML path / bundled config name)."""
     started = time.perf_counter()
-    module = recipe_module(recipe)
+    chosen = find_recipe(recipe)
     config = load_config(config, overrides)
     out_dir = Path(config.output_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not config.overwrite:
         raise FactbenchError(f"output_dir {out_dir} already holds files; choose another, or set overwrite=true")
-    split = data.find_training_split(config.split_dir)
-    data.training_rows(split)  # the whole file must be valid, whatever part a recipe uses
+    split = find_training_split(config.split_dir)
+    training_rows(split)  # the whole file must be valid, whatever part a recipe uses
     if recipe == "known-only" or (recipe == "selfdistill" and config.teacher == "stage1"):
-        data.training_rows(split, ("known",))
+        training_rows(split, ("known",))
     loaded = models.load(config.model, config.revision)
-    data.check_tokenizer(loaded.tokenizer)
+    check_tokenizer(loaded.tokenizer)
     run = Run(recipe, config, split, loaded.model, loaded.tokenizer, loaded.identity, out_dir)
-    output = module.run(run)
+    output = chosen.run(run)
     trainer = output.trainer
     if config.save_model:
         trainer.save_model(str(out_dir))  # model + tokenizer, gathered from FSDP/DeepSpeed shards if any
@@ -99,12 +81,3 @@ def train(recipe: str, config: RecipeConfig | dict | str | Path, overrides: list
     if trainer.is_world_process_zero():
         card.write(result_card, out_dir)
     return TrainResult(out_dir, result_card, output.log)
-
-
-def stage_summary(name: str, trainer, examples: list[dict], seconds: float, log: list[dict]) -> dict:
-    """One stage's entry in the recipe card."""
-    kinds = [k for e in examples for k in e["kinds"]]
-    return {"stage": name, "examples": len(kinds), "sequences": len(examples), "known": kinds.count("known"),
-            "unknown": kinds.count("unknown"), "epochs": trainer.args.num_train_epochs,
-            "steps": trainer.state.global_step, "seconds": round(seconds, 2),
-            "final_epoch": log[-1] if log else None}

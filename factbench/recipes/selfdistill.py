@@ -21,6 +21,11 @@ the weights. Cached teacher (`teacher_cache: topk`): the teacher runs once over 
 before training, its top-k log-probabilities (plus the log-mass of the rest) are kept per answer
 position, and the teacher is dropped, so training holds a single model; the KL is then over k + 1
 outcomes (losses.py), exact when k is the vocabulary size. Each rank computes the whole cache.
+
+Path through `run` below: examples (`run.examples`) → trainable parameters (parameters.py) →
+stage 1 (`train_stage` with the plain cross-entropy) → the teacher, in memory or cached
+(`cache_teacher`) → stage 2 with `SelfDistillTrainer.loss_terms` (losses.self_distillation_loss)
+→ two stages and the stage-2 rows, the distillation settings as the card's `distillation` entry.
 """
 
 from __future__ import annotations
@@ -31,9 +36,8 @@ import time
 import torch
 
 from . import losses, parameters
-from .data import Collator
-from .runner import RecipeOutput, stage_summary
-from .trainer import RecipeTrainer, train_stage
+from .examples import Collator
+from .trainer import RecipeOutput, RecipeTrainer, stage_summary, train_stage
 
 DEFAULT_TRAINABLE = "all"
 

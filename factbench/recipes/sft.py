@@ -4,6 +4,11 @@
 
 All parameters train unless `trainable` says otherwise. The loss is the mean cross-entropy of the
 answer tokens (and the closing eos), `loss_on: all` puts it on the question tokens too.
+
+Path through `run` below: settings `run.config` (config.py) → examples of the Known + Unknown
+training facts (`run.examples`, examples.py) → trainable parameters (parameters.py) → the loss,
+`RecipeTrainer.loss_terms`'s cross-entropy, and the shared loop (`train_stage`, trainer.py) →
+one stage and the per-epoch rows; runner.py saves the model and writes the recipe card.
 """
 
 from __future__ import annotations
@@ -11,8 +16,7 @@ from __future__ import annotations
 import time
 
 from . import parameters
-from .runner import RecipeOutput, stage_summary
-from .trainer import train_stage
+from .trainer import RecipeOutput, stage_summary, train_stage
 
 DEFAULT_TRAINABLE = "all"
 

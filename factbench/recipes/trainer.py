@@ -1,9 +1,14 @@
-"""The training loop every recipe shares: a transformers `Trainer` whose loss is ours.
+"""What every recipe shares: its input (`Run`), its training loop (`train_stage`), its output.
 
-Recipes differ only in their data, their trainable parameters and their loss, so each one is a
-`RecipeTrainer` subclass overriding `loss_terms` (l2anchor.py, selfdistill.py) or no subclass at
-all (sft.py, freeze.py, known_only.py). Everything else (optimizer, schedule, mixed precision,
-accelerate / torchrun / FSDP / DeepSpeed, logging) is the stock Trainer's.
+A recipe is one function `run(run: Run) -> RecipeOutput` (sft.py, freeze.py, known_only.py,
+l2anchor.py, selfdistill.py); runner.py checks the settings, loads the base model into a `Run`,
+calls it, then saves the model and writes the recipe card (card.py).
+
+The training loop is a transformers `Trainer` whose loss is ours. Recipes differ only in their
+data, their trainable parameters and their loss, so each one is a `RecipeTrainer` subclass
+overriding `loss_terms` (l2anchor.py, selfdistill.py) or no subclass at all (sft.py, freeze.py,
+known_only.py). Everything else (optimizer, schedule, mixed precision, accelerate / torchrun /
+FSDP / DeepSpeed, logging) is the stock Trainer's.
 
 Averaging: every term is a mean over its own token positions within a micro-batch, and the Trainer
 divides by the gradient-accumulation steps (`loss_is_scaled_for_ga = False`); with accumulation,
@@ -13,16 +18,57 @@ micro-batches weigh equally whatever their number of answer tokens (as in torcht
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from transformers import Trainer
 
+from .. import models, splits
 from . import losses
 from .callbacks import EpochEvaluation
-from .data import Collator, ExampleDataset
+from .config import RecipeConfig
+from .examples import KINDS, Collator, ExampleDataset, encode_rows, pack, training_rows
 
 MODEL_INPUTS = ("input_ids", "attention_mask")
+
+
+@dataclass
+class Run:
+    """What a recipe works with: checked settings, the split, the loaded base model."""
+
+    recipe: str
+    config: RecipeConfig
+    split: splits.Split
+    model: object
+    tokenizer: object
+    identity: dict
+    out_dir: Path
+    trainable: dict | None = None  # set by the recipe: parameters.apply's summary, for the card
+
+    def examples(self, kinds: tuple[str, ...] = KINDS) -> list[dict]:
+        """The encoded training examples of `kinds`, in split order (packed when `packing` is on)."""
+        rows = training_rows(self.split, kinds)
+        # Never longer than the model has positions for (packing fills sequences up to the limit).
+        positions = getattr(self.model.config, "max_position_embeddings", None) or getattr(
+            self.model.config, "n_positions", None)
+        limit = min(self.config.max_length, positions or self.config.max_length)
+        encoded = encode_rows(self.tokenizer, rows, limit, self.config.answer_end)
+        return pack(encoded, limit) if self.config.packing else encoded
+
+    def load_base(self):
+        """A fresh copy of the base model (for a stage that must start from it)."""
+        return models.load(self.config.model, self.config.revision).model
+
+
+@dataclass
+class RecipeOutput:
+    """What a recipe returns: runner.py saves the trainer's model and cards the rest."""
+
+    trainer: object  # the last stage's Trainer: its model is the result
+    stages: list[dict]  # one stage_summary per stage
+    log: list[dict]  # the training log's rows (training_log.jsonl)
+    extra: dict = field(default_factory=dict)  # recipe-specific entries of the recipe card
 
 
 class RecipeTrainer(Trainer):
@@ -94,3 +140,12 @@ def train_stage(run, model, examples: list[dict], *, out_dir: Path, epochs: floa
     evaluation.trainer = trainer
     trainer.train()
     return trainer, evaluation
+
+
+def stage_summary(name: str, trainer, examples: list[dict], seconds: float, log: list[dict]) -> dict:
+    """One stage's entry in the recipe card."""
+    kinds = [k for e in examples for k in e["kinds"]]
+    return {"stage": name, "examples": len(kinds), "sequences": len(examples), "known": kinds.count("known"),
+            "unknown": kinds.count("unknown"), "epochs": trainer.args.num_train_epochs,
+            "steps": trainer.state.global_step, "seconds": round(seconds, 2),
+            "final_epoch": log[-1] if log else None}
