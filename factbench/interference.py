@@ -262,27 +262,16 @@ def write_fact_split(folder: Path, facts: synthetic.SyntheticFacts, known: list[
     train = [{"id": f.id, "relation": f.relation, "kind": "unknown", "category": "synthetic",
               "question": f.question, "answer": f.answers[0], "answers": list(f.answers), "subject": f.subject,
               "keys": facts.kind} for f in facts.facts]
-    texts = {name: "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-             for name, rows in (("train", train), ("heldout", known), ("ood", []))}
-    sums = {f"{name}.jsonl": hashlib.sha256(text.encode()).hexdigest() for name, text in texts.items()}
-    try:
-        if json.loads((folder / "manifest.json").read_text())["files"] == sums:
-            return folder  # written by an earlier run, identical
-    except (OSError, ValueError, KeyError):
-        pass
     manifest = {
         "schema": splits.SPLIT_SCHEMA, "kind": "factbench split", "made_by": f"factbench {__version__} interference",
         "profile": base.manifest.get("profile"), "protocol_hash": base.manifest.get("protocol_hash"),
         "synthetic": facts.describe(),
         "base_split": {"path": str(base.path),
                        "manifest_sha256": hashlib.sha256((base.path / "manifest.json").read_bytes()).hexdigest()},
-        "counts": {"train": len(train), "heldout": len(known), "ood": 0}, "files": sums,
+        "counts": {"train": len(train), "heldout": len(known), "ood": 0},
     }
-    with atomic_path(folder) as tmp:
-        tmp.mkdir()
-        for name, text in texts.items():
-            (tmp / f"{name}.jsonl").write_text(text)
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    # Kept when identical: an earlier run of the same settings wrote it, and the runs trained on it.
+    splits.write_split(folder, {"train": train, "heldout": known, "ood": []}, manifest, keep_identical=True)
     return folder
 
 

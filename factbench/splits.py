@@ -19,6 +19,7 @@ Same profile, settings and seed give byte-identical files.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from collections import defaultdict
@@ -123,11 +124,35 @@ def make_split(profile: Profile, settings: SplitSettings, out_dir: Path | str) -
         "ood_relations": ood_relations,
         "counts": {name: _count(rows_) for name, rows_ in sets.items()},
     }
+    return write_split(out_dir, sets, manifest)
+
+
+def write_split(out_dir: Path | str, rows_by_set: dict[str, list[dict]], manifest: dict, *,
+                keep_identical: bool = False) -> dict:
+    """Write a split folder: `<set>.jsonl` per set, then `manifest.json` = `manifest` + their checksums.
+
+    The one writer of split folders (`make_split`, `factbench interference`'s synthetic splits), so
+    that `load_split` reads them all alike. The folder appears in one step: an interrupted write
+    never leaves a folder that looks complete. With `keep_identical`, a folder whose manifest
+    already lists exactly these files' checksums is left as it is (and its manifest returned).
+    """
+    out_dir = Path(out_dir)
+    # JSON Lines is UTF-8 whatever the locale; the checksums are of these very bytes.
+    blobs = {f"{name}.jsonl": "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
+             for name, rows in rows_by_set.items()}
+    sums = {name: hashlib.sha256(blob).hexdigest() for name, blob in blobs.items()}
+    if keep_identical:
+        try:
+            existing = json.loads((out_dir / "manifest.json").read_text())
+            if existing["files"] == sums:
+                return existing
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    manifest = manifest | {"files": sums}
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        for name, rows_ in sets.items():
-            (tmp / f"{name}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows_))
-        manifest["files"] = {f"{name}.jsonl": sha256_file(tmp / f"{name}.jsonl") for name in sets}
+        for name, blob in blobs.items():
+            (tmp / name).write_bytes(blob)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return manifest
 

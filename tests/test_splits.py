@@ -86,3 +86,21 @@ def test_tampered_split_is_refused(profile, tmp_path):
         f.write(json.dumps({"id": "P17/train/0"}) + "\n")
     with pytest.raises(FactbenchError, match="does not match its manifest"):
         splits.load_split(tmp_path / "s")
+
+
+def test_write_split_is_what_load_split_reads_and_keeps_an_identical_folder(profile, tmp_path):
+    """The one writer of split folders: make_split's sets rewritten by it give the same bytes."""
+    made = splits.make_split(profile, SETTINGS, tmp_path / "a")
+    loaded = splits.load_split(tmp_path / "a")
+    rest = {k: v for k, v in made.items() if k != "files"}
+    again = splits.write_split(tmp_path / "b", loaded.sets, rest)
+    assert again == made
+    for name in ("train.jsonl", "heldout.jsonl", "ood.jsonl", "manifest.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    # same files: kept as they are (the manifest too, even when the new one would say more)
+    kept = splits.write_split(tmp_path / "b", loaded.sets, rest | {"note": "new"}, keep_identical=True)
+    assert kept == made and "note" not in json.loads((tmp_path / "b" / "manifest.json").read_text())
+    # other files: replaced in one step
+    fewer = loaded.sets | {"ood": []}
+    replaced = splits.write_split(tmp_path / "b", fewer, rest, keep_identical=True)
+    assert splits.load_split(tmp_path / "b").sets == fewer and replaced["files"] != made["files"]
