@@ -182,6 +182,51 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     p.set_defaults(func=_score)
 
+    p = sub.add_parser("audit", help="audit any fine-tune against its base, no split needed: what it forgot",
+                       formatter_class=_formatter,
+                       description="Audit a fine-tune you did not make against its base: the fixed audit question set "
+                                   "(EntityQuestions test split, every relation) is asked of the base under K prompts "
+                                   "(what it recalls: right under every prompt and not guessable) and of the fine-tune "
+                                   "under prompt 0. The audit card reports retention of the recalled facts per "
+                                   "relation with intervals, the flip table, format breaks apart from forgetting, and "
+                                   "with --trained-on what it learned and which facts it edited. Each of --base and "
+                                   "--tuned is a model (folder, hub id, smollm2-135m) or an answers folder of the "
+                                   "factforget_audit task (lm_eval --log_samples, or --save-answers). The base's answers "
+                                   "are cached by its weights' hash (bundled for smollm2-135m, preset small).",
+                       epilog="examples:\n"
+                              "  factbench audit --base smollm2-135m --tuned ./my-finetune --out cards/ft-audit.json\n"
+                              "  factbench audit --base smollm2-135m --tuned ./my-finetune --trained-on train.jsonl\n"
+                              "  lm_eval --model hf --model_args pretrained=BASE --tasks factforget_audit --log_samples "
+                              "--output_path out/base\n"
+                              "  lm_eval --model hf --model_args pretrained=TUNED --tasks factforget_audit --metadata "
+                              "'{\"prompts\": 1}' --log_samples --output_path out/ft\n"
+                              "  factbench audit --base out/base --tuned out/ft\n"
+                              "\npresets (--preset):\n"
+                              + "".join(f"  {n:<9} {p.purpose}\n" for n, p in _audit_presets().items())
+                              + "\n--trained-on: JSON Lines of {\"question\", \"answer\"}, {\"prompt\", \"completion\"} or "
+                                "chat {\"messages\": [...]}")
+    p.add_argument("--base", required=True, metavar="B", help="the base model, or its audit answers folder")
+    p.add_argument("--tuned", required=True, metavar="T", help="the fine-tune, or its audit answers folder")
+    p.add_argument("--preset", default="small", choices=list(_audit_presets()),
+                   help="audit question set size (default: small, for CPUs)")
+    p.add_argument("--trained-on", type=Path, metavar="FILE",
+                   help="the fine-tune's training data: adds acquisition, and audit facts about its subjects count as "
+                        "edited, not forgotten")
+    p.add_argument("--profile", type=Path, metavar="DIR",
+                   help="a knowledge profile of the base: its labels replace the audit's where it covers the questions")
+    p.add_argument("--out", type=Path, metavar="CARD.json", help="write the audit card (JSON) here")
+    g = p.add_argument_group("when --base or --tuned is a model")
+    g.add_argument("--engine", default="hf", choices=["hf", "vllm"], help="hf (CPU/GPU, default) or vllm (GPU)")
+    g.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16")
+    g.add_argument("--batch-size", type=int, help="hf engine batch size (default: 32)")
+    g.add_argument("--base-revision", help="hub revision of the base model")
+    g.add_argument("--tuned-revision", help="hub revision of the fine-tune")
+    g.add_argument("--save-answers", type=Path, metavar="DIR", help="keep the fine-tune's answers in DIR (an answers folder)")
+    g = p.add_argument_group("statistics")
+    g.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default: 2000)")
+    g.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    p.set_defaults(func=_audit)
+
     p = sub.add_parser("compare", help="paired comparison of score cards of fine-tunes of one base",
                        formatter_class=_formatter,
                        description="For each pair of score cards (fine-tunes of the same base, scored on the same "
@@ -399,18 +444,19 @@ def _eval(args) -> None:
 
 def _eval_sets(args) -> None:
     """`factbench eval --sets`: the factforget questions through factbench's own engine."""
-    from . import evaluation, question_sets
+    from . import question_sets
+    from .answer_sources import answer_sets, find_sets
     from .engines import make_engine
 
     names = [question_sets.check_set(s) for s in (args.sets or question_sets.SETS)]
     if args.relations:
         raise FactbenchError("--relations does not apply to --sets (each set fixes its questions)")
-    split, sets = evaluation.find_sets(names, args.split_dir, args.limit)  # validate all before loading a model
+    split, sets = find_sets(names, args.split_dir, args.limit)  # validate all before loading a model
     if args.out and args.out.exists() and not args.out.is_dir():
         raise FactbenchError(f"--out {args.out} exists and is not a folder")
     engine = make_engine(args.engine, args.model, revision=args.revision, dtype=args.dtype,
                          batch_size=args.batch_size)
-    evaluation.answer_sets(engine, sets, split, out=args.out)
+    answer_sets(engine, sets, split, out=args.out)
 
 
 def _probe(args) -> None:
@@ -461,51 +507,55 @@ def _split(args) -> None:
 
 
 def _score(args) -> None:
-    from . import question_sets, scorecard, scoring
+    from . import scorecard
+    from .metrics import Bootstrap
+    from .scorecard_render import render
+    from .scoring import score_fine_tune
 
     if args.out and args.out.is_dir():
         raise FactbenchError(f"--out {args.out} is a folder; give a file name such as card.json")
-    boot = scoring.Bootstrap(args.resamples, args.seed)
-    split = question_sets.find_split(args.split, split_flag="--split")
-    if args.training_log:
-        scoring.read_training_log(args.training_log)  # a bad log fails before any model runs
-    wanted = {"base": (args.base, args.base_revision), "tuned": (args.tuned, args.tuned_revision)}
-    sides, models_to_run = {}, []
-    for role, (where, revision) in wanted.items():
-        if scoring.is_answers_folder(where):
-            sides[role] = scoring.read_answers(where, role)
-        else:
-            scoring.check_model_spec(where, role, revision)
-            models_to_run.append(role)
-    if not models_to_run and (args.limit is not None or args.save_answers):
-        raise FactbenchError("--limit and --save-answers apply only when --base or --tuned is a model")
-    if models_to_run:  # a folder that cannot be scored fails before any model runs
-        for side in sides.values():
-            scoring.check_side(side, split)
-    if args.save_answers:
-        for role in models_to_run:
-            if (args.save_answers / role).exists() and any((args.save_answers / role).iterdir()):
-                raise FactbenchError(f"--save-answers {args.save_answers / role} already holds files; choose another")
-    for role in models_to_run:
-        where, revision = wanted[role]
-        sides[role] = scoring.answer_with_model(
-            where, role, split, engine=args.engine, revision=revision, dtype=args.dtype, batch_size=args.batch_size,
-            limit=args.limit, same_questions_as=sides.get("tuned" if role == "base" else "base"),
-            save_to=args.save_answers / role if args.save_answers else None)
-    card = scoring.score(sides["base"], sides["tuned"], split, training_log=args.training_log, boot=boot)
-    print(scorecard.render(card))
+    boot = Bootstrap(args.resamples, args.seed)
+    card = score_fine_tune(args.base, args.tuned, split=args.split, training_log=args.training_log, boot=boot,
+                           engine=args.engine, dtype=args.dtype, batch_size=args.batch_size, limit=args.limit,
+                           save_answers=args.save_answers, base_revision=args.base_revision,
+                           tuned_revision=args.tuned_revision)
+    print(render(card))
     if args.out:
         scorecard.write_card(card, args.out)
         print(f"\nwrote score card {args.out}")
 
 
-def _compare(args) -> None:
-    from . import compare, scoring
+def _audit_presets():
+    from .audit import PRESETS
+
+    return PRESETS
+
+
+def _audit(args) -> None:
+    from .audit import audit, render
     from .files import write_json
+    from .metrics import Bootstrap
+
+    if args.out and args.out.is_dir():
+        raise FactbenchError(f"--out {args.out} is a folder; give a file name such as audit.json")
+    card = audit(args.base, args.tuned, preset=args.preset, trained_on_file=args.trained_on, profile=args.profile,
+                 engine=args.engine, dtype=args.dtype, batch_size=args.batch_size, base_revision=args.base_revision,
+                 tuned_revision=args.tuned_revision, save_answers=args.save_answers,
+                 boot=Bootstrap(args.resamples, args.seed))
+    print(render.render(card))
+    if args.out:
+        write_json(args.out, dict(card))
+        print(f"\nwrote audit card {args.out}")
+
+
+def _compare(args) -> None:
+    from . import compare
+    from .files import write_json
+    from .metrics import Bootstrap
 
     if args.out and args.out.is_dir():
         raise FactbenchError(f"--out {args.out} is a folder; give a file name such as comparison.json")
-    result = compare.compare(compare.load_cards(args.cards), scoring.Bootstrap(args.resamples, args.seed))
+    result = compare.compare(compare.load_cards(args.cards), Bootstrap(args.resamples, args.seed))
     print(compare.render(result))
     if args.out:
         write_json(args.out, result)

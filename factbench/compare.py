@@ -16,8 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import scorecard, scoring, stats
+from . import scorecard, stats
 from .errors import FactbenchError
+from .identities import model_key
+from .metrics import DEFAULT_BOOTSTRAP, Bootstrap
 from .protocol import explain_mismatch
 from .scorecard import pct, points
 
@@ -49,7 +51,7 @@ def check_comparable(a: tuple[str, dict], b: tuple[str, dict]) -> list[str]:
     if ca["protocol_hash"] != cb["protocol_hash"]:
         raise CompareError(f"{na} and {nb} were scored under different question protocols "
                            f"({explain_mismatch(ca['protocol'], cb['protocol'], (na, nb))})")
-    key_a, key_b = scoring.model_key(ca["base"]), scoring.model_key(cb["base"])
+    key_a, key_b = model_key(ca["base"]), model_key(cb["base"])
     same_answers = ca["base"]["answers_sha256"] == cb["base"]["answers_sha256"]
     if not same_answers and (key_a is None or key_a != key_b):
         raise CompareError(f"{na} and {nb} are fine-tunes of different bases ({na}: {ca['base']['label']}, "
@@ -81,7 +83,7 @@ def paired_table(a_right: np.ndarray, b_right: np.ndarray) -> dict:
             "only_b_right": int((~a_right & b_right).sum()), "both_wrong": int((~a_right & ~b_right).sum())}
 
 
-def compare_pair(a: tuple[str, dict], b: tuple[str, dict], boot: scoring.Bootstrap = scoring.DEFAULT_BOOTSTRAP) -> dict:
+def compare_pair(a: tuple[str, dict], b: tuple[str, dict], boot: Bootstrap = DEFAULT_BOOTSTRAP) -> dict:
     """Forgetting (and acquisition, when both have it) of two fine-tunes of one base, paired by question."""
     notes = check_comparable(a, b)
     (na, ca), (nb, cb) = a, b
@@ -132,7 +134,7 @@ def forgetting_verdict(na: str, nb: str, f: dict) -> str:
                               "excludes 0, but the exact test is not significant at 0.05: weak evidence at most"))
 
 
-def compare(named: list[tuple[str, dict]], boot: scoring.Bootstrap = scoring.DEFAULT_BOOTSTRAP) -> dict:
+def compare(named: list[tuple[str, dict]], boot: Bootstrap = DEFAULT_BOOTSTRAP) -> dict:
     """Every pair of cards, in the order given."""
     return {"schema": COMPARISON_SCHEMA,
             "cards": [{"name": n, "tuned": c["tuned"]["label"], "base": c["base"]["label"]} for n, c in named],

@@ -24,7 +24,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from . import knowledge, leaderboard, scoring, splits
+from . import answer_sources, knowledge, leaderboard, scorecard, splits
 from .errors import FactbenchError
 from .files import write_json
 
@@ -134,24 +134,24 @@ def train(world: World, variant: Variant, split_dir: Path, out: Path, echo=print
     return target
 
 
-def answers(spec: str, role: str, split, where: Path) -> scoring.Answers:
+def answers(spec: str, role: str, split, where: Path) -> answer_sources.Answers:
     """The model's answers to the split's sets, kept in `where` (written aside, then moved in: complete or absent)."""
     if not where.is_dir():
         partial = where.with_name(where.name + ".partial")
         if partial.exists():
             shutil.rmtree(partial)
-        scoring.answer_with_model(spec, role, split, save_to=partial, echo=lambda *a: None)
+        answer_sources.answer_with_model(spec, role, split, save_to=partial, echo=lambda *a: None)
         partial.rename(where)
-    return scoring.read_answers(where, role)
+    return answer_sources.read_answers(where, role)
 
 
-def score(name: str, model_dir: Path, base: scoring.Answers, split, out: Path, echo=print) -> dict:
+def score(name: str, model_dir: Path, base: answer_sources.Answers, split, out: Path, echo=print) -> dict:
     card_path = out / "cards" / f"{name}.json"
     if card_path.is_file():
         echo(f"  {name}: reusing {card_path}")
         return json.loads(card_path.read_text())
     tuned = answers(str(model_dir), "tuned", split, out / "answers" / name)
-    card = scoring.score(base, tuned, split, training_log=model_dir / "training_log.jsonl")
+    card = scorecard.score(base, tuned, split, training_log=model_dir / "training_log.jsonl")
     write_json(card_path, card)
     s = card["summary"]
     echo(f"  {name}: retention {s['retention']['value']:.3f}, acquisition {s['acquisition']['value']:.3f}")

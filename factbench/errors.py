@@ -16,3 +16,7 @@ class DataError(FactbenchError):
 
 class ModelError(FactbenchError):
     """A model name or folder cannot be resolved or loaded."""
+
+
+class ScoreError(FactbenchError):
+    """Answers, splits or cards that cannot be scored or compared together."""

@@ -1,7 +1,8 @@
-"""The score card: its versioned JSON schema, validation, reading and writing, and the terminal summary.
+"""The score card: assembly from two sides' answers, its versioned JSON schema, validation, I/O.
 
 A score card (`"schema": "factbench.scorecard/1"`) is one JSON file per fine-tuned checkpoint
-scored against its base (built by `factbench.scoring.score`). Top-level fields:
+scored against its base (built by `score`; `factbench.scoring.score_fine_tune` is the whole
+`factbench score` command). Top-level fields:
 
 | field                | what                                                                              |
 |----------------------|-----------------------------------------------------------------------------------|
@@ -26,23 +27,51 @@ scored against its base (built by `factbench.scoring.score`). Top-level fields:
 | `notes`              | everything a reader should know (partial runs, missing identities, ...)          |
 
 Every rate is `{"value", "low", "high", "n"}`: a mean over n questions and its bootstrap interval.
+
+**What is measured** (`factbench.metrics`, per set):
+
+| set           | base accuracy | tuned accuracy is called | also                                            |
+|---------------|---------------|--------------------------|-------------------------------------------------|
+| `heldout`     | yes           | retention                | forgetting = 1 - retention; drop = base - tuned |
+| `new`         | yes           | acquisition              | forgotten ÷ acquired                            |
+| `known_train` | yes           | task learning            |                                                 |
+| `ood`         | yes           | OOD retention            |                                                 |
+
+Retention is absolute (of the facts the profile says the base knew), as in the paper; because a
+base re-evaluated under another engine or dtype need not score 100% on them, the card also gives
+the base's own accuracy now, the drop base − tuned (paired interval), and the retained share of the
+facts the base got right in this run.
+
+**Guessable facts.** The headline is on recalled facts (the profile's `known`: HighlyKnown and not
+guessable). Splits exclude guessable facts by default; a split made with `include_guessable` has
+them in `heldout` / `ood`, and they are scored apart, in the card's `guessable` section.
+
+The plain-text summary of a card is `factbench.scorecard_render.render`.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from . import data
+from . import __version__
 from .errors import FactbenchError
-from .evaluation import ids_sha256
 from .files import write_json
-from .protocol import protocol_hash
+from .identities import answers_sha256, ids_sha256, label, split_identity
+from .metrics import DEFAULT_BOOTSTRAP, Bootstrap, Outcomes, complement, join, negated, set_metrics
+from .protocol import TASK_VERSION, protocol_hash, question_protocol
+from .recipe_cards import read_recipe_card
+from .training_log import read_training_log
+
+if TYPE_CHECKING:
+    from .answer_sources import Answers
+    from .splits import Split
 
 SCHEMA_ID = "factbench.scorecard/1"
-SET_TITLES = {"heldout": "held-out known facts (retention)", "new": "new facts trained on (acquisition)",
-              "known_train": "known facts trained on (task learning)", "ood": "out-of-distribution known facts"}
+RETENTION_SETS = ("heldout", "ood")  # sets of facts the base knew; guessable ones are scored apart
 SET_STATUSES = ["scored", "not in split", "not answered", "only base answered", "only tuned answered"]
 
 
@@ -258,7 +287,144 @@ def write_card(card: dict, path: Path | str) -> None:
     write_json(path, card)
 
 
-# ---- the terminal summary ------------------------------------------------------------------------
+# ---- assembly ------------------------------------------------------------------------------------
+
+def score(base: Answers, tuned: Answers, split: Split, *, training_log: Path | str | None = None,
+          boot: Bootstrap = DEFAULT_BOOTSTRAP) -> dict:
+    """The score card of tuned against base on split (answers checked by `consistency.check_answers`)."""
+    # Imported here: they bring the split and profile machinery, which readers of cards do not need.
+    from . import question_sets
+    from .consistency import check_answers
+
+    status = check_answers(base, tuned, split)
+    log = read_training_log(training_log) if training_log else None
+    guessable, guessable_note = guessable_ids(split)
+    notes = [*base.notes, *tuned.notes]
+    sets, outcomes, guess_sets = {}, {}, {}
+    for name in question_sets.SPLIT_SETS:
+        in_split = len(question_sets.set_rows(name, split))
+        entry = {"status": status[name], "in_split": in_split}
+        if status[name] == "scored":
+            o = join(name, base, tuned, split, guessable)
+            outcomes[name] = _compact(o)
+            recalled = o.subset(~o.guessable) if name in RETENTION_SETS else o
+            entry |= {"ids_sha256": ids_sha256(o.ids), "answered": len(o.ids)}
+            entry |= set_metrics(recalled, boot)
+            if name in RETENTION_SETS and o.guessable.any():
+                guess_sets[name] = set_metrics(o.subset(o.guessable), boot)
+            if len(o.ids) < in_split:
+                notes.append(f"{name}: {len(o.ids)} of the split's {in_split} questions were answered (limited run)")
+        elif status[name].startswith("only"):
+            notes.append(f"{name}: {status[name]}; not scored")
+        sets[name] = entry
+    _note_base_model(base, split, notes)
+    card = {
+        "schema": SCHEMA_ID,
+        "kind": "factbench score card",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "factbench_version": __version__,
+        "task_version": TASK_VERSION,
+        "protocol": question_protocol(),
+        "protocol_hash": protocol_hash(question_protocol()),
+        "split": split_identity(split),
+        "base": _side(base),
+        "tuned": _side(tuned) | _recipe_of(tuned),
+        "statistics": {"bootstrap_resamples": boot.resamples, "seed": boot.seed, "level": boot.level,
+                       "unit": "question"},
+        "summary": _summary(sets, log),
+        "sets": sets,
+        "guessable": {"note": guessable_note, "questions": sum(m["questions"] for m in guess_sets.values()),
+                      "sets": guess_sets},
+        "training_log": log,
+        "outcomes": outcomes,
+        "notes": notes,
+    }
+    if log and card["summary"]["retention"]["value"] is not None:
+        r = card["summary"]["retention"]
+        if not r["low"] <= log["final"]["heldout_accuracy"] <= r["high"]:
+            notes.append(f"the training log's last held-out accuracy ({log['final']['heldout_accuracy']:.3f}) is "
+                         f"outside this card's retention interval [{r['low']:.3f}, {r['high']:.3f}]: was it measured "
+                         "on other questions or with another engine?")
+    validate(card)
+    return card
+
+
+def guessable_ids(split: Split) -> tuple[set[str] | None, str]:
+    """Which split facts are guessable (from the split's profile), and a note saying how we know."""
+    settings = split.manifest.get("settings") or {}
+    if not settings.get("include_guessable"):
+        return set(), "none: the split excludes guessable facts (made without include_guessable)"
+    from . import knowledge
+
+    where = (split.manifest.get("profile") or {}).get("path")
+    try:
+        profile = knowledge.load_profile(where)
+    except (FactbenchError, TypeError):
+        return None, (f"unknown: the split includes guessable facts but its profile ({where}) cannot be read; "
+                      "guessable and recalled facts are scored together")
+    if profile.manifest.get("profile_sha256") != split.manifest["profile"].get("profile_sha256"):
+        return None, (f"unknown: the profile at {where} is not the one the split was made from; "
+                      "guessable and recalled facts are scored together")
+    return {r["id"] for r in profile.rows if r["guessable"]}, "scored apart from recalled facts (split includes them)"
+
+
+def _compact(o: Outcomes) -> dict:
+    """Per-question outcomes as '0'/'1' strings aligned with ids: what `compare` pairs on."""
+    def bits(x):
+        return "".join("1" if v else "0" for v in x)
+
+    return {"ids": o.ids, "base": bits(o.base), "tuned": bits(o.tuned), "base_contains": bits(o.base_contains),
+            "tuned_contains": bits(o.tuned_contains), "guessable": bits(o.guessable)}
+
+
+def _summary(sets: dict, log: dict | None) -> dict:
+    def metric(name, key):
+        return sets[name][key] if sets[name]["status"] == "scored" else None
+
+    held = sets["heldout"]
+    forgotten = held["flips"]["all"]["forgotten"]["count"]
+    ratio = None
+    if sets["new"]["status"] == "scored":
+        acquired = sets["new"]["flips"]["all"]["acquired"]["count"]
+        ratio = {"forgotten": forgotten, "heldout_questions": held["questions"], "acquired": acquired,
+                 "new_questions": sets["new"]["questions"], "ratio": forgotten / acquired if acquired else None}
+    return {
+        "retention": held["tuned_accuracy"],
+        "forgetting": complement(held["tuned_accuracy"]),
+        "base_heldout_accuracy": held["base_accuracy"],
+        "heldout_drop": negated(held["change"]),  # base - tuned
+        "retained_of_base_right": held["retained_of_base_right"],
+        "acquisition": metric("new", "tuned_accuracy"),
+        "known_train_accuracy": metric("known_train", "tuned_accuracy"),
+        "ood_retention": metric("ood", "tuned_accuracy"),
+        "forgotten_per_acquired": ratio,
+        "peak_relative_forgetting": log["peak_relative_forgetting"] if log else None,
+    }
+
+
+def _recipe_of(a: Answers) -> dict:
+    """How a local fine-tune was made, from the recipe card `factbench train` leaves beside it."""
+    model = a.identity.get("model")
+    if not isinstance(model, dict) or model.get("source") != "local":
+        return {}
+    recipe = read_recipe_card(model.get("name") or "")
+    return {"recipe": recipe} if recipe else {}
+
+
+def _side(a: Answers) -> dict:
+    return a.identity | {"decoding": a.decoding, "answers_sha256": answers_sha256(a.sets), "label": label(a.identity)}
+
+
+def _note_base_model(base: Answers, split: Split, notes: list[str]) -> None:
+    """Known labels describe the profiled model: say so when the base is visibly another one."""
+    profiled = ((split.manifest.get("profile") or {}).get("model") or {}).get("content_sha256")
+    base_hash = ((base.identity.get("model") or {}).get("content_sha256"))
+    if profiled and base_hash and profiled != base_hash:
+        notes.append("the base model's weights differ from those of the model the split's profile was made for: "
+                     "the split's 'known' labels describe that model, not this base")
+
+
+# ---- values as text -------------------------------------------------------------------------------
 
 def pct(rate: dict | None) -> str:
     """"85.0% [82.7, 87.2]" (the interval in percent); "–" when there is nothing to report."""
@@ -272,71 +438,3 @@ def points(diff: dict | None) -> str:
         return "–"
     value, low, high = (round(100 * diff[k], 1) + 0.0 for k in ("value", "low", "high"))  # + 0.0: no "-0.0"
     return f"{value:+.1f} [{low:+.1f}, {high:+.1f}]"
-
-
-def _flip_row(title: str, f: dict) -> str:
-    counts = "".join(f"{f[k]['count']:>{w}}" for k, w in zip(("retained", "forgotten", "acquired", "never_known"),
-                                                              (10, 11, 10, 13)))
-    return f"  {title:<34}{f['questions']:>6}{counts}   {pct(f['forgotten']['share'])}"
-
-
-def render(card: dict) -> str:
-    """The plain-text summary printed by `factbench score`."""
-    s, sets = card["summary"], card["sets"]
-    out = [f"score card: {card['tuned']['label']}",
-           f"  against base {card['base']['label']}",
-           f"  split {card['split']['path']}  (question protocol {card['protocol_hash']}, task v{card['task_version']}, "
-           f"factbench {card['factbench_version']})",
-           f"  95% intervals: seeded bootstrap over questions ({card['statistics']['bootstrap_resamples']} resamples)",
-           "",
-           f"  {'set':<40}{'questions':>9}   {'base':<24}{'tuned':<24}change (points)"]
-    for name, title in SET_TITLES.items():
-        e = sets[name]
-        if e["status"] != "scored":
-            out.append(f"  {title:<40}{'':>9}   {e['status']}")
-            continue
-        out.append(f"  {title:<40}{e['questions']:>9}   {pct(e['base_accuracy']):<24}{pct(e['tuned_accuracy']):<24}"
-                   f"{points(e['change'])}")
-    held = sets["heldout"]
-    base_right = held["flips"]["all"]["retained"]["count"] + held["flips"]["all"]["forgotten"]["count"]
-    out += ["",
-            f"  retention {pct(s['retention'])}, forgetting {pct(s['forgetting'])} of {held['questions']} held-out "
-            "facts the base knew (absolute)",
-            f"  the base itself answers {pct(s['base_heldout_accuracy'])} of them now; drop base - tuned "
-            f"{points(s['heldout_drop'])} points",
-            f"  of the {base_right} the base answered right, the tuned model keeps {pct(s['retained_of_base_right'])}"]
-    ratio = s["forgotten_per_acquired"]
-    if ratio:
-        value = f"= {ratio['ratio']:.3f}" if ratio["ratio"] is not None else "(undefined: nothing acquired)"
-        out.append(f"  forgotten ÷ acquired: {ratio['forgotten']} ÷ {ratio['acquired']} {value}; "
-                   f"{ratio['forgotten']} of {ratio['heldout_questions']} held-out facts forgotten, "
-                   f"{ratio['acquired']} of {ratio['new_questions']} new facts acquired")
-    else:
-        out.append("  forgotten ÷ acquired: – (no answers on the new facts)")
-    log = card["training_log"]
-    if log and log["peak_relative_forgetting"] is not None:
-        out.append(f"  peak-relative forgetting: {100 * log['peak_relative_forgetting']:.1f}% (held-out accuracy "
-                   f"{log['peak']['heldout_accuracy']:.3f} at epoch {log['peak']['epoch']}, "
-                   f"{log['final']['heldout_accuracy']:.3f} at epoch {log['final']['epoch']})")
-    else:
-        out.append("  peak-relative forgetting: – (" + ("peak held-out accuracy is 0)" if log else
-                                                       "give the recipe's per-epoch log with --training-log)"))
-    out += ["", f"  {'flips, base -> tuned':<34}{'n':>6}{'retained':>10}{'forgotten':>11}{'acquired':>10}"
-                f"{'never known':>13}   forgotten share"]
-    for name, title in SET_TITLES.items():
-        if sets[name]["status"] == "scored":
-            out.append(_flip_row(title.split(" (")[0], sets[name]["flips"]["all"]))
-    out.append("  held-out known facts by relation:")
-    for relation, f in held["flips"]["by_relation"].items():
-        out.append(_flip_row(f"  {relation} {data.RELATIONS.get(relation, ('',))[0]}", f))
-    out.append("  held-out known facts by SliCK category:")
-    for category, f in held["flips"]["by_category"].items():
-        out.append(_flip_row(f"  {category}", f))
-    guess = card["guessable"]
-    out += ["", f"  guessable facts: {guess['note']}"]
-    for name, m in guess["sets"].items():
-        out.append(f"    {SET_TITLES[name].split(' (')[0]}: {m['questions']} guessable, base {pct(m['base_accuracy'])}, "
-                   f"tuned {pct(m['tuned_accuracy'])}")
-    if card["notes"]:
-        out += ["", "  notes:"] + [f"  - {n}" for n in card["notes"]]
-    return "\n".join(out)

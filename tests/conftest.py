@@ -1,6 +1,7 @@
 """Shared fixtures. Tests run on one CPU thread (two threads next to any other busy process were
 20x slower on these machines) and never touch the network."""
 
+import json
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -8,6 +9,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+
+from factbench.question_sets import SPLIT_SETS as SETS  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -84,3 +87,83 @@ def tiny_world(factbench_cache):
     from factbench import toyworld
 
     return toyworld.toy_world(toyworld.ToyWorldConfig.tiny(), cache_dir=factbench_cache)
+
+
+# ---- scripted answers on the scripted split (the scoring tests: answer_sources, consistency, ...) --
+
+def scripted_answers(folder, split, right, name="scripted", sets=SETS, limit=None):
+    """A `factbench eval --sets` folder whose model answers exactly the fact ids in `right` correctly."""
+    from test_knowledge import ScriptedEngine
+
+    from factbench import answer_sources, question_sets
+
+    class NamedScriptedEngine(ScriptedEngine):
+        def describe(self):
+            return {"engine": "scripted", "model": {"source": "scripted", "name": name}, "dtype": None}
+
+    gold = {d["question"]: (d["id"], d["answers"][0]) for s in SETS for d in question_sets.docs(s, split)}
+    engine = NamedScriptedEngine(lambda q, ex, i: gold[q][1] if gold[q][0] in right else "no idea")
+    answer_sources.answer_sets(engine, answer_sources.set_docs(sets, split, limit), split, out=folder,
+                               echo=lambda _: None)
+    return folder
+
+
+def ids(split, name):
+    from factbench import question_sets
+
+    return [r["id"] for r in question_sets.set_rows(name, split)]
+
+
+def base_right(split):
+    """Base: 12 of 15 held-out, 1 of 30 new, all known-train and OOD facts."""
+    h, n, k, o = (ids(split, s) for s in SETS)
+    return set(h[:12]) | {n[0]} | set(k) | set(o)
+
+
+def tuned_right(split):
+    """Tuned: held-out 0-8 kept, 9-11 forgotten, 12 acquired; new 0-19; known-train 0-17; OOD 0-3."""
+    h, n, k, o = (ids(split, s) for s in SETS)
+    return set(h[:9]) | {h[12]} | set(n[:20]) | set(k[:18]) | set(o[:4])
+
+
+@pytest.fixture(scope="module")
+def scripted(tmp_path_factory):
+    """The scripted profile and split folders (test_lmeval_tasks.make_scripted_split)."""
+    from test_lmeval_tasks import make_scripted_split
+
+    return make_scripted_split(tmp_path_factory.mktemp("scripted"))
+
+
+@pytest.fixture(scope="module")
+def split(scripted):
+    from factbench import splits
+
+    return splits.load_split(scripted[1])
+
+
+@pytest.fixture(scope="module")
+def folders(split, tmp_path_factory):
+    """Answers folders of the scripted base (`base_right`) and tuned (`tuned_right`) models."""
+    root = tmp_path_factory.mktemp("answers")
+    return {"base": scripted_answers(root / "base", split, base_right(split), "base-model"),
+            "tuned": scripted_answers(root / "tuned", split, tuned_right(split), "tuned-model")}
+
+
+@pytest.fixture(scope="module")
+def card(folders, scripted, tmp_path_factory):
+    """The score card `factbench score` writes for the scripted base and tuned folders."""
+    from factbench.cli import main
+
+    out = tmp_path_factory.mktemp("card") / "card.json"
+    assert main(["score", "--base", str(folders["base"]), "--tuned", str(folders["tuned"]),
+                 "--split", str(scripted[1]), "--out", str(out)]) == 0
+    return json.loads(out.read_text())
+
+
+
+def flip_counts(card, name):
+    """(retained, forgotten, acquired, never known) counts of one set of a card."""
+    from factbench.metrics import FLIPS
+
+    f = card["sets"][name]["flips"]["all"]
+    return tuple(f[k]["count"] for k in FLIPS)

@@ -11,10 +11,10 @@ A vs C: both right 10, only A 1 (h10), only C 1 (h12), both wrong 3.
 import json
 
 import pytest
+from conftest import SETS, ids, scripted_answers
 from scipy.stats import binomtest
-from test_scoring import SETS, ids, scripted_answers
 
-from factbench import compare, scorecard, scoring, splits
+from factbench import answer_sources, compare, scorecard, splits
 from factbench.cli import main
 from factbench.protocol import protocol_hash
 
@@ -41,7 +41,7 @@ def cards(split, tmp_path_factory):
     paths = {}
     for name, right in tuned.items():
         folder = scripted_answers(root / name, split, right | everything_else, f"tuned-{name}")
-        card = scoring.score(scoring.read_answers(base, "base"), scoring.read_answers(folder, "tuned"), split)
+        card = scorecard.score(answer_sources.read_answers(base, "base"), answer_sources.read_answers(folder, "tuned"), split)
         paths[name] = root / f"{name}.json"
         scorecard.write_card(card, paths[name])
     paths["base_folder"] = base
@@ -125,15 +125,15 @@ def test_a_re_evaluated_base_is_noted_not_refused(cards, tmp_path):
 def test_incomparable_or_broken_cards_are_refused(case, message, cards, split, tmp_path, capsys):
     if case == "other base":
         folder = scripted_answers(tmp_path / "other-base", split, set(), "another-base")
-        tuned = scoring.read_answers(cards["base_folder"], "tuned")  # any fine-tune's answers will do
-        card = scoring.score(scoring.read_answers(folder, "base"), tuned, split)
+        tuned = answer_sources.read_answers(cards["base_folder"], "tuned")  # any fine-tune's answers will do
+        card = scorecard.score(answer_sources.read_answers(folder, "base"), tuned, split)
         x = tmp_path / "X.json"
         scorecard.write_card(card, x)
     elif case == "other questions":
         scripted_answers(tmp_path / "base10", split, set(), "base-model", limit=10)
         scripted_answers(tmp_path / "tuned10", split, set(), "tuned-X", limit=10)
-        card = scoring.score(scoring.read_answers(tmp_path / "base10", "base"),
-                             scoring.read_answers(tmp_path / "tuned10", "tuned"), split)
+        card = scorecard.score(answer_sources.read_answers(tmp_path / "base10", "base"),
+                             answer_sources.read_answers(tmp_path / "tuned10", "tuned"), split)
         x = tmp_path / "X.json"
         scorecard.write_card(card, x)
     elif case == "other protocol":

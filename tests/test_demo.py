@@ -71,13 +71,13 @@ def test_table_numbers_are_the_cards(finished):
 
 def test_rerun_reuses_finished_stages(finished, monkeypatch):
     out, summary = finished
-    from factbench import recipes, scoring
+    from factbench import answer_sources, recipes
 
     def refuse(*a, **k):
         raise AssertionError("a finished stage ran again")
 
     monkeypatch.setattr(recipes, "train", refuse)
-    monkeypatch.setattr(scoring, "answer_with_model", refuse)
+    monkeypatch.setattr(answer_sources, "answer_with_model", refuse)
     monkeypatch.setitem(demo.WORLDS, "toy", TINY)
     again = demo.run("toy", out, echo=lambda *a: None)
     assert again["results"] == summary["results"]
@@ -137,7 +137,7 @@ def test_smollm2_split_comes_from_the_bundled_p17_profile(tmp_path):
     assert (kinds.count("known"), kinds.count("unknown"), len(split.sets["heldout"])) == (
         wanted["known"], wanted["unknown"], wanted["heldout"])
     assert {r["relation"] for r in split.sets["train"] + split.sets["heldout"]} == {"P17"}
-    from factbench.scoring import guessable_ids
+    from factbench.scorecard import guessable_ids
 
     guessable, _ = guessable_ids(split)
     held = {r["id"] for r in split.sets["heldout"]}

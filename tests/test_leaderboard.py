@@ -15,9 +15,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_scoring import SETS, ids, scripted_answers
+from conftest import SETS, ids, scripted_answers
 
-from factbench import leaderboard, scorecard, scoring, splits
+from factbench import answer_sources, leaderboard, metrics, scorecard, splits
 from factbench.cli import main
 from factbench.leaderboard import render
 from factbench.protocol import protocol_hash
@@ -28,7 +28,7 @@ OTHER_BASE = "other_base|*v2*"
 # held-out facts each fine-tune keeps (of h0..h14), and how many of the 30 new facts it learns
 TUNES = {"sft": ([*range(11)], 20), "selfdistill": ([0, 1, 12], 10), "freeze": ([*range(10), 12], 25),
          SCRIPT_NAME: ([*range(6)], 5), IMG_NAME: ([*range(8)], 15)}
-BOOT = scoring.Bootstrap(resamples=200)  # intervals are not under test here; keep it quick
+BOOT = metrics.Bootstrap(resamples=200)  # intervals are not under test here; keep it quick
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def _right(split, heldout_idx, new_count):
 def cards(split, tmp_path_factory):
     """Card files by name: five fine-tunes of base-model, one of another base, one under another protocol."""
     root = tmp_path_factory.mktemp("cards")
-    base = scoring.read_answers(scripted_answers(root / "base", split, _right(split, range(12), 0), "base-model"),
+    base = answer_sources.read_answers(scripted_answers(root / "base", split, _right(split, range(12), 0), "base-model"),
                                 "base")
     paths = {}
 
@@ -58,7 +58,7 @@ def cards(split, tmp_path_factory):
 
     for i, (name, (kept, learned)) in enumerate(TUNES.items()):
         folder = scripted_answers(root / f"tuned-{i}", split, _right(split, kept, learned), name)
-        card = scoring.score(base, scoring.read_answers(folder, "tuned"), split, boot=BOOT)
+        card = scorecard.score(base, answer_sources.read_answers(folder, "tuned"), split, boot=BOOT)
         if name == "sft":
             card["tuned"]["recipe"] = "sft"
         if name == "selfdistill":
@@ -68,9 +68,9 @@ def cards(split, tmp_path_factory):
             held = card["sets"]["heldout"]["flips"]["by_relation"]
             held["P17<img src=x onerror=window.pwned=1>"] = held.pop("P17")
         write(name, card)
-    other = scoring.read_answers(scripted_answers(root / "other", split, _right(split, range(10), 0), OTHER_BASE),
+    other = answer_sources.read_answers(scripted_answers(root / "other", split, _right(split, range(10), 0), OTHER_BASE),
                                  "base")
-    write("other base", scoring.score(other, scoring.read_answers(root / "tuned-0", "tuned"), split, boot=BOOT))
+    write("other base", scorecard.score(other, answer_sources.read_answers(root / "tuned-0", "tuned"), split, boot=BOOT))
     card = json.loads(paths["sft"].read_text())  # the same fine-tune, under a 5-shot protocol
     card["protocol"]["shots"] = 5
     card["protocol_hash"] = protocol_hash(card["protocol"])
@@ -323,7 +323,7 @@ def test_clicking_a_row_shows_its_per_relation_flips(page, board):
              if len(tds) == 9}
     card = next(e.card for e in leaderboard.load_entries(board) if e.tuned == "sft" and e.card["protocol"]["shots"] == 4
                 and e.base == "base-model")
-    expected = {r: [f["questions"]] + [f[k]["count"] for k in scoring.FLIPS]
+    expected = {r: [f["questions"]] + [f[k]["count"] for k in metrics.FLIPS]
                 for r, f in card["sets"]["heldout"]["flips"]["by_relation"].items()}
     assert shown == expected
     row.click()  # a second click closes it

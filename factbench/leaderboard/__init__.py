@@ -24,9 +24,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import data, scorecard, scoring
+from .. import data, scorecard
 from ..errors import FactbenchError
 from ..files import atomic_path, write_text
+from ..identities import model_key
 
 MISSING = "—"
 
@@ -107,8 +108,8 @@ def model_revision(side: dict) -> str:
 
 
 def identity(side: dict) -> str:
-    """What makes two sides the same model (scoring.model_key); with no model identity, its answers."""
-    return scoring.model_key(side) or f"answers:{side['answers_sha256']}"
+    """What makes two sides the same model (identities.model_key); with no model identity, its answers."""
+    return model_key(side) or f"answers:{side['answers_sha256']}"
 
 
 def recipe(card: dict) -> str:

@@ -28,6 +28,7 @@ from .. import asking, question_sets
 from ..engines import engine_for
 from ..files import write_jsonl
 from ..protocol import generation_params
+from ..training_log import epoch_row
 
 _DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
 
@@ -79,7 +80,7 @@ class EpochEvaluation(TrainerCallback):
             self._write(self.first_row | {"epoch": 0, "step": 0, "loss": None})
         else:
             acc = self.accuracies(model)
-            self._write(_row(0, acc, 0, None))
+            self._write(epoch_row(0, acc, 0, None))
 
     def on_epoch_begin(self, args, state, control, **kwargs):
         if self.trainer is not None:
@@ -91,10 +92,4 @@ class EpochEvaluation(TrainerCallback):
             return
         epoch = round(state.epoch, 4)
         epoch = int(epoch) if float(epoch).is_integer() else epoch
-        self._write(_row(epoch, self.accuracies(model), state.global_step, loss))
-
-
-def _row(epoch, acc: dict, step: int, loss) -> dict:
-    scores = {k: v for k, v in acc.items() if k.endswith("_accuracy")}
-    counts = {k: v for k, v in acc.items() if k.endswith("_questions")}
-    return {"epoch": epoch, **scores, "step": step, "loss": loss, **counts}
+        self._write(epoch_row(epoch, self.accuracies(model), state.global_step, loss))

@@ -1,0 +1,30 @@
+"""Reading a fine-tune's recipe card (factbench.recipe_cards) for its score card's label."""
+
+import hashlib
+import json
+
+from factbench import recipe_cards
+
+
+def test_describe_labels_each_recipe():
+    assert recipe_cards.describe({"recipe": "sft", "config": {"learning_rate": 1e-4}}) == {
+        "recipe": "sft", "label": "sft", "settings": dict.fromkeys(recipe_cards.SETTINGS) | {"learning_rate": 1e-4}}
+    freeze = recipe_cards.describe({"recipe": "freeze", "config": {}, "trainable": {"trainable": "attention"}})
+    assert freeze["label"] == "freeze (trainable=attention)"
+    distill = recipe_cards.describe({"recipe": "selfdistill", "config": {"distill_lambda": 0.25, "distill_tau": 1.0,
+                                                                           "kl_on": "all"}})
+    assert distill["label"] == "selfdistill (λ=0.25, τ=1, KL on all tokens)"
+    assert set(recipe_cards.SELFDISTILL_SETTINGS) <= set(distill["settings"])
+
+
+def test_read_recipe_card_hashes_the_file_and_forgives_nothing_missing(tmp_path):
+    assert recipe_cards.read_recipe_card(tmp_path) is None
+    path = tmp_path / recipe_cards.RECIPE_CARD
+    path.write_text(json.dumps({"recipe": "freeze", "config": {}}))  # freeze without its trainable part
+    assert recipe_cards.read_recipe_card(tmp_path) is None
+    path.write_text("not json")
+    assert recipe_cards.read_recipe_card(tmp_path) is None
+    path.write_text(json.dumps({"recipe": "sft", "config": {"seed": 4}}))
+    got = recipe_cards.read_recipe_card(tmp_path)
+    assert got["recipe_card_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert list(got) == ["recipe", "label", "settings", "recipe_card_sha256"] and got["settings"]["seed"] == 4
