@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from factbench import data, prompts, scoring, splits, toyworld
+from factbench import data, prompts, splits, toyworld
 from factbench.cli import main
 from factbench.errors import FactbenchError
 from factbench.knowledge import Profile
@@ -20,6 +20,7 @@ from factbench.protocol import protocol_hash, question_protocol
 from factbench.recipes import RECIPES, bundled_configs, load_config, train
 from factbench.recipes import examples as recipe_examples
 from factbench.recipes.examples import Collator, encode_rows
+from factbench.training_log import read_training_log
 
 FAST = {"num_train_epochs": 1, "per_device_train_batch_size": 8, "learning_rate": 1e-3, "eval_limit": 4,
         "disable_tqdm": True, "logging_steps": 100, "eval_batch_size": 16}
@@ -79,7 +80,7 @@ def test_every_recipe_trains_logs_saves_and_cards(world, tmp_path, recipe):
     assert [r["epoch"] for r in log] == [0, 1]
     assert list(log[1])[:6] == ["epoch", "heldout_accuracy", "new_accuracy", "known_train_accuracy", "step", "loss"]
     assert log[1]["step"] > 0 and log[1]["loss"] > 0 and log[1]["heldout_questions"] == 4
-    assert scoring.read_training_log(out / "training_log.jsonl")["final"]["epoch"] == 1  # what `score` reads
+    assert read_training_log(out / "training_log.jsonl")["final"]["epoch"] == 1  # what `score` reads
     card = json.loads((out / "recipe_card.json").read_text())
     assert card["recipe"] == recipe and card["config"]["learning_rate"] == 1e-3 and card["seed"] == 42
     assert card["split"]["protocol_hash"] == protocol_hash(question_protocol())
