@@ -107,7 +107,7 @@ def make_split(world: World, out: Path, echo=print) -> Path:
         echo(f"  reusing {target}")
         return target
     if "toy" in world.split:
-        from .recipes.toy import toy_split
+        from .toyworld import toy_split
 
         echo(f"  building (or reusing from the cache) toy world {world.split['toy']!r} and labelling its facts")
         source = toy_split(world.split["toy"])

@@ -201,7 +201,7 @@ def base_split(model: str, split: str | Path | None = None) -> splits.Split:
         return question_sets.find_split(split, split_flag="--split")
     where = models.resolve(model)
     if where["source"] == "toy":
-        from .recipes.toy import toy_split
+        from .toyworld import toy_split
 
         return question_sets.find_split(toy_split(where["preset"]), split_flag="--split")
     if where["source"] == "bundled":

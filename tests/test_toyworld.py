@@ -103,7 +103,7 @@ def test_cache_returns_the_same_world_without_rebuilding(tiny_world, factbench_c
     def no_rebuild(*args, **kwargs):
         raise AssertionError("rebuilt a cached toy world")
 
-    monkeypatch.setattr(toyworld, "build_toy_world", no_rebuild)
+    monkeypatch.setattr(toyworld.build, "build_toy_world", no_rebuild)
     again = toyworld.toy_world(ToyWorldConfig.tiny(), cache_dir=factbench_cache)
     assert again.model_dir == tiny_world.model_dir == Path(factbench_cache) / "toyworld" / ToyWorldConfig.tiny().hash()
     assert again == tiny_world
@@ -113,7 +113,7 @@ def test_interrupted_build_leaves_nothing_that_looks_built(tmp_path, monkeypatch
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(toyworld, "pretrain", interrupted)
+    monkeypatch.setattr(toyworld.pretraining, "pretrain", interrupted)
     with pytest.raises(KeyboardInterrupt):
         toyworld.toy_world(MICRO, cache_dir=tmp_path)
     assert list((tmp_path / "toyworld").iterdir()) == []

@@ -26,7 +26,7 @@ def find_training_split(split_dir: str | Path | None) -> splits.Split:
     """The split named by the `split_dir` setting (a folder, `bundled`/unset, or `toy[:PRESET]`)."""
     spec = str(split_dir) if split_dir is not None else None
     if spec and (spec == "toy" or spec.startswith("toy:")):
-        from .toy import toy_split
+        from ..toyworld import toy_split
 
         spec = str(toy_split(spec.partition(":")[2] or "default"))
     if spec == "bundled":

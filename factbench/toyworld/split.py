@@ -1,8 +1,8 @@
-"""A split for a toy world (`split_dir: toy[:PRESET]`), so the recipes run end to end offline.
+"""A toy world's split (`split_dir: toy[:PRESET]`), so the recipes run end to end offline.
 
-A toy world knows the facts it was pre-trained on and none of its held-back ones (see
-factbench.toyworld). Its split comes from a knowledge profile like any other, but a cheap one:
-each fact is asked once, greedy, under the evaluation prompt (4-shot, prompt 0), so
+A toy world knows the facts it was pre-trained on and none of its held-back ones (world.py).
+Its split comes from a knowledge profile like any other, but a cheap one: each fact is asked
+once, greedy, under the evaluation prompt (4-shot, prompt 0), so
 
 - **known** = pre-trained facts the world answers right (HighlyKnown under one prompt);
 - **Unknown** = held-back facts it answers wrong.
@@ -21,17 +21,19 @@ import hashlib
 import json
 from pathlib import Path
 
-from .. import matching, prompts, splits, toyworld
+from .. import matching, prompts, splits
 from ..files import cache_dir
 from ..knowledge import Profile
 from ..protocol import generation_params, protocol_hash, question_protocol
+from .build import toy_world
+from .world import ToyWorld, ToyWorldConfig
 
 MAX_KNOWN, MAX_UNKNOWN, MAX_HELDOUT = 800, 500, 500
 
 
 def toy_split(preset: str = "default") -> Path:
     """The split folder of the toy world `preset`, built (world and split) on first use."""
-    world = toyworld.toy_world(toyworld.ToyWorldConfig.preset(preset))
+    world = toy_world(ToyWorldConfig.preset(preset))
     protocol = protocol_hash(question_protocol())
     key = json.dumps({"world": world.config.hash(), "protocol": protocol, "split_schema": splits.SPLIT_SCHEMA,
                       "sizes": [MAX_KNOWN, MAX_UNKNOWN, MAX_HELDOUT]}, sort_keys=True)
@@ -59,12 +61,13 @@ def toy_split(preset: str = "default") -> Path:
     return out
 
 
-def label_facts(world: toyworld.ToyWorld) -> list[dict]:
+def label_facts(world: ToyWorld) -> list[dict]:
     """Profile rows of every fact of the world, from one greedy answer per fact."""
     from ..engines import engine_for
 
     params = generation_params()
-    engine = engine_for(world.load_model(), world.load_tokenizer(), dtype="float32", device="cpu")
+    loaded = world.load()
+    engine = engine_for(loaded.model, loaded.tokenizer, dtype="float32", device="cpu")
     facts = world.known + world.unknown
     completions = engine.generate([prompts.build_prompt(f, 0) for f in facts], params)
     pre_trained = set(world.known_ids)
