@@ -29,14 +29,16 @@ from .files import atomic_path, cache_dir, sha256_file
 SMOLLM2 = "smollm2-135m"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_MODEL = SMOLLM2
+HASH_MEMO = ".factbench-hash.json"  # folder_hash's cache, beside the files it hashes
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
 @dataclass
 class LoadedModel:
-    model: object
+    model: object  # None when loaded with weights=False
     tokenizer: object
     identity: dict
+    config: object = None  # the transformers config (the model's own when the weights are loaded)
 
 
 def describe_specs() -> str:
@@ -80,21 +82,28 @@ def model_folder(spec: str, revision: str | None = None) -> tuple[str, dict]:
     return where["name"], where
 
 
-def load(spec: str, revision: str | None = None) -> LoadedModel:
-    """Load model and tokenizer; every failure becomes one ModelError line."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def load(spec: str, revision: str | None = None, *, weights: bool = True) -> LoadedModel:
+    """Load model and tokenizer; every failure becomes one ModelError line.
+
+    The one way from a model spec to a model (a local folder is a spec too). `weights=False` loads
+    the tokenizer and config only: for the checks and preparations that come before the weights
+    are needed (or for runs that turn out to need none).
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     path, identity = model_folder(spec, revision)
     kwargs = {"revision": identity["revision"]} if identity["source"] == "hub" else {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+        if not weights:
+            return LoadedModel(None, tokenizer, identity, AutoConfig.from_pretrained(path, **kwargs))
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except OSError as e:
         hint = " (is the hub reachable? for offline use pass a local folder)" if identity["source"] == "hub" else ""
         raise ModelError(f"could not load model {spec!r}{hint}: {_first_line(e)}") from None
     except (ValueError, KeyError) as e:
         raise ModelError(f"{spec!r} is not a causal language model transformers can load: {_first_line(e)}") from None
-    return LoadedModel(model, tokenizer, identity)
+    return LoadedModel(model, tokenizer, identity, model.config)
 
 
 def _first_line(e: Exception) -> str:
@@ -134,7 +143,7 @@ def folder_hash(folder: Path) -> str:
     folder = Path(folder)
     files = sorted(p for p in folder.iterdir() if p.name == "config.json" or p.suffix in (".safetensors", ".bin"))
     key = [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]
-    memo = folder / ".factbench-hash.json"
+    memo = folder / HASH_MEMO
     try:
         saved = json.loads(memo.read_text())
         if saved["key"] == key:

@@ -211,6 +211,11 @@ class Split:
     sets: dict[str, list[dict]]
 
 
+def manifest_sha256(split: Split) -> str:
+    """The checksum of a split's manifest, which holds its files' checksums: one split, one value."""
+    return hashlib.sha256((split.path / "manifest.json").read_bytes()).hexdigest()
+
+
 def load_split(path: Path | str) -> Split:
     path = Path(path)
     manifest_path = path / "manifest.json"

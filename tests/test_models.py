@@ -43,3 +43,15 @@ def test_bundled_model_identity_is_a_content_hash(smollm2_dir):
     assert len(identity["content_sha256"]) == 64
     assert models.folder_hash(smollm2_dir) == identity["content_sha256"]  # memoised, same answer
     assert "quantization_config" not in (smollm2_dir / "config.json").read_text()
+
+
+def test_a_folder_loads_like_any_spec_and_without_weights_when_asked(tiny_world):
+    """The toy world's folder through models.load: the same tokenizer and config with or without weights."""
+    full = models.load(str(tiny_world.model_dir))
+    light = models.load(str(tiny_world.model_dir), weights=False)
+    assert light.model is None and full.model is not None
+    assert light.identity == full.identity and full.identity["source"] == "local"
+    assert light.config.to_dict() == full.config.to_dict() == full.model.config.to_dict()
+    assert light.tokenizer.get_vocab() == full.tokenizer.get_vocab() == tiny_world.load_tokenizer().get_vocab()
+    with pytest.raises(ModelError, match="could not load model 'nobody/nothing'"):
+        models.load("nobody/nothing", weights=False)

@@ -5,23 +5,21 @@ Written last into the output folder, so a folder holding a recipe card is a fini
 
 from __future__ import annotations
 
-import hashlib
 import platform
 import time
 
 import torch
 
-from .. import __version__
+from .. import __version__, splits
 from ..files import write_json
 
 CARD_SCHEMA = 1
 
 
 def split_identity(split) -> dict:
-    manifest_file = split.path / "manifest.json"
     return {
         "path": str(split.path),
-        "manifest_sha256": hashlib.sha256(manifest_file.read_bytes()).hexdigest(),
+        "manifest_sha256": splits.manifest_sha256(split),
         "protocol_hash": split.manifest.get("protocol_hash"),
         "files": split.manifest.get("files", {}),  # sha256 of train / heldout / ood, verified on load
         "profile": split.manifest.get("profile"),
