@@ -73,12 +73,12 @@ def peak_rss_mb() -> float:
 def setup(args):
     """Model, tokenizer, and one fixed batch of B training examples (with the teacher cache)."""
     if args.random_init:  # the architecture's cost without its weights: a folder with config + tokenizer will do
-        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
-        folder = models.model_folder(args.model)[0] if models.resolve(args.model)["source"] != "local" else args.model
+        light = models.load(args.model, weights=False)
         torch.manual_seed(0)
-        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder))
-        tokenizer = AutoTokenizer.from_pretrained(folder)
+        model = AutoModelForCausalLM.from_config(light.config)
+        tokenizer = light.tokenizer
     else:
         loaded = models.load(args.model)
         model, tokenizer = loaded.model, loaded.tokenizer

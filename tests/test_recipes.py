@@ -224,6 +224,16 @@ def test_bundled_configs_load_and_say_how_to_run():
         assert cfg.learning_rate > 0
 
 
+def test_the_recipe_table_names_each_recipe_its_file_and_default():
+    from factbench.recipes import freeze, known_only, l2anchor, selfdistill, sft
+
+    assert list(RECIPES) == ["sft", "freeze", "selfdistill", "known-only", "l2anchor"]
+    assert [r.run for r in RECIPES.values()] == [sft.run, freeze.run, selfdistill.run, known_only.run, l2anchor.run]
+    assert {n: r.default_trainable for n, r in RECIPES.items()} == {
+        "sft": "all", "freeze": "attention", "selfdistill": "all", "known-only": "all", "l2anchor": "all"}
+    assert all(r.name == n and r.description for n, r in RECIPES.items())
+
+
 # ---- bad input fails before training ---------------------------------------------------------------
 
 def test_unknown_recipe(world, tmp_path):
