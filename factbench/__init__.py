@@ -23,3 +23,12 @@ def tasks_dir() -> Path:
         if (installed / "_factforget.yaml").is_file():
             return installed
     raise FileNotFoundError("the factforget task folder is missing: reinstall factbench (pip install factbench)")
+
+
+def __getattr__(name: str):
+    # `factbench.audit(base, tuned, ...)` without importing the audit's dependencies on `import factbench`.
+    if name == "audit":
+        from .auditing import audit
+
+        return audit
+    raise AttributeError(f"module 'factbench' has no attribute {name!r}")

@@ -35,6 +35,8 @@ from .errors import FactbenchError, ScoreError
 from .files import write_json, write_jsonl
 from .identities import ids_sha256
 from .protocol import (
+    LMEVAL_COMPATIBLE_VERSIONS,
+    LMEVAL_TASK_VERSION,
     TASK_VERSION,
     generation_kwargs,
     generation_params,
@@ -98,7 +100,7 @@ def read_answers(folder: str | Path, role: str) -> Answers:
     if len(decodings) > 1:
         raise ScoreError(f"{role} answers in {run_dir} were decoded differently in different sets: {sorted(decodings)}")
     own = all(p.name == f"samples_{question_sets.task_name(s)}.jsonl" for s, p in files.items())
-    identity, notes = (_factbench_identity if own else _lmeval_identity)(run_dir, files, role)
+    identity, notes = factbench_identity(run_dir, role) if own else lmeval_identity(run_dir, files, role)
     return Answers(role, identity, sets, json.loads(decodings.pop()), notes)
 
 
@@ -126,7 +128,8 @@ def _read_set(path: Path, role: str) -> tuple[dict[str, dict], dict]:
     return by_id, decoding
 
 
-def _factbench_identity(run_dir: Path, files: dict, role: str) -> tuple[dict, list[str]]:
+def factbench_identity(run_dir: Path, role: str) -> tuple[dict, list[str]]:
+    """Model and engine of a factbench answers folder, from its summary.json; refuses another protocol."""
     identity = {"source": "factbench", "answers": str(run_dir)}
     summary_path = run_dir / "summary.json"
     if not summary_path.is_file():
@@ -146,8 +149,11 @@ def _factbench_identity(run_dir: Path, files: dict, role: str) -> tuple[dict, li
                        "factbench_version": summary.get("factbench_version")}, []
 
 
-def _lmeval_identity(run_dir: Path, files: dict, role: str) -> tuple[dict, list[str]]:
-    """The model lm-eval ran, from its results JSON of the same run (same date suffix) when there is one."""
+def lmeval_identity(run_dir: Path, files: dict, role: str, task_of=question_sets.task_name) -> tuple[dict, list[str]]:
+    """The model lm-eval ran, from its results JSON of the same run (same date suffix) when there is one.
+
+    `files` maps a set name (`task_of` gives its task) to its samples file.
+    """
     identity = {"source": "lm-eval", "answers": str(run_dir)}
     notes = []
     dates = {m.group(1) for p in files.values() if (m := _LMEVAL_DATE.search(p.name))}
@@ -166,10 +172,11 @@ def _lmeval_identity(run_dir: Path, files: dict, role: str) -> tuple[dict, list[
         raise ScoreError(f"{chosen} is unreadable or not an lm-eval results file") from None
     versions = results_json.get("versions") or {}
     for name in files:
-        version = versions.get(question_sets.task_name(name))
-        if version is not None and float(version) != float(TASK_VERSION):
-            raise ScoreError(f"{role} answers come from {question_sets.task_name(name)} version {version}, but this "
-                             f"factbench's tasks are version {TASK_VERSION}: rerun lm-eval with this factbench")
+        task, version = task_of(name), versions.get(task_of(name))
+        accepted = LMEVAL_COMPATIBLE_VERSIONS.get(task, (TASK_VERSION, LMEVAL_TASK_VERSION))
+        if version is not None and float(version) not in accepted:
+            raise ScoreError(f"{role} answers come from {task} version {version}, but this factbench reads "
+                             f"version {' or '.join(map(str, accepted))} of it: rerun lm-eval with this factbench")
     model_args = _model_args(config.get("model_args"))
     pretrained = model_args.get("pretrained") or results_json.get("model_name")
     model = {"name": pretrained, "revision": model_args.get("revision") or config.get("model_revision"),
@@ -185,7 +192,7 @@ def _lmeval_identity(run_dir: Path, files: dict, role: str) -> tuple[dict, list[
               "transformers": results_json.get("transformers_version")}
     return identity | {"results_file": chosen.name, "model": model, "engine": engine,
                        "lm_eval_model": config.get("model"), "lm_eval_model_args": config.get("model_args"),
-                       "task_versions": {n: versions.get(question_sets.task_name(n)) for n in files},
+                       "task_versions": {n: versions.get(task_of(n)) for n in files},
                        "split": split_meta}, notes
 
 

@@ -526,13 +526,13 @@ def _score(args) -> None:
 
 
 def _audit_presets():
-    from .audit import PRESETS
+    from .auditing import PRESETS
 
     return PRESETS
 
 
 def _audit(args) -> None:
-    from .audit import audit, render
+    from .auditing import audit, render
     from .files import write_json
     from .metrics import Bootstrap
 

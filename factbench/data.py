@@ -196,3 +196,8 @@ def get(fact_ids: Iterable[str], data_dir: Path | None = None) -> list[Fact]:
 def stats(data_dir: Path | None = None) -> dict[str, Counter]:
     """Row counts: {relation: Counter(split -> rows)}."""
     return {r: Counter({s: len(load(s, [r], data_dir)) for s in SPLITS}) for r in check_relations(None)}
+
+
+def relation_name(relation: str) -> str:
+    """The relation's short name ("country" for P17), or "" for an unknown id."""
+    return RELATIONS.get(relation, ("",))[0]

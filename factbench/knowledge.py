@@ -44,15 +44,18 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm.auto import tqdm
 
 from . import __version__, data, matching, prompts
 from .data import Fact
-from .engines.base import Engine, GenerationParams  # the interface, for type hints
 from .errors import DataError, FactbenchError
 from .files import sha256_file, write_json, write_jsonl
 from .protocol import MAX_NEW_TOKENS, explain_mismatch, generation_params, protocol_hash, question_protocol
+
+if TYPE_CHECKING:  # the engines' interface, for type hints only: profiles and splits run no model
+    from .engines.base import Engine, GenerationParams
 
 CATEGORIES = ("HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown")
 PROFILE_SCHEMA = 1

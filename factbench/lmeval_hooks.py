@@ -21,6 +21,12 @@ def load_docs(question_set: str, split: str | None = None, profile: str | None =
     """
     import datasets
 
+    if question_set != "pool" and not (split or profile):
+        # Since task version 2.0: no silent default, which measured SmolLM2's split for every model.
+        raise question_sets.QuestionSetError(
+            f"factforget_{question_set} asks the questions of a factbench split: pass --metadata '{{\"split\": DIR}}' "
+            f"or '{{\"profile\": DIR}}' ('{{\"split\": \"{question_sets.BUNDLED_SPLIT}\"}}' is the bundled SmolLM2-135M "
+            "split); to audit any fine-tune without a split, run --tasks factforget_audit")
     split_ = None if question_set == "pool" else question_sets.find_split(
         split, profile, split_flag='--metadata "split"', profile_flag='--metadata "profile"')
     return {"test": datasets.Dataset.from_list(question_sets.docs(question_set, split_))}
@@ -36,3 +42,30 @@ def process_results(doc: dict, results: list[str]) -> dict[str, float]:
     completion = matching.cut_at_stop(results[0], STOP)
     return {"em": float(matching.exact_match(completion, doc["answers"])),
             "contains": float(matching.contains(completion, doc["answers"]))}
+
+
+# ---- the audit task (factforget_audit) -----------------------------------------------------------
+
+def load_audit_docs(preset: str = "small", prompts: int | None = None, trained_on: str | None = None, **ignored):
+    """lm-eval's `custom_dataset` of `factforget_audit`: every audit question under every prompt.
+
+    `--metadata` keys: `preset` (small / standard / full), `prompts` (ask only prompts 0..N-1; 1 is
+    enough for a fine-tune, the base needs the preset's K), `trained_on` (a training file: its
+    questions are asked too, under prompt 0, for acquisition).
+    """
+    import datasets
+
+    from .auditing import questions
+    from .auditing import trained_on as training_data
+
+    docs = questions.docs(preset, prompts)
+    if trained_on:
+        docs += training_data.docs(training_data.read(trained_on), f"{questions.AUDIT_VERSION}/{preset}")
+    return {"test": datasets.Dataset.from_list(docs)}
+
+
+def audit_doc_to_text(doc: dict) -> str:
+    """The probe's 4-shot prompt `doc["prompt_index"]` for an audit fact; prompt 0 for a training question."""
+    from .auditing.answers import prompt_of
+
+    return prompt_of(doc)

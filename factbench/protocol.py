@@ -18,6 +18,11 @@ from .matching import MATCHING_VERSION
 from .prompts import DEFAULT_EXEMPLAR_SEED, DEFAULT_SHOTS, PROMPT_VERSION
 
 TASK_VERSION = 1  # bump on any change that alters which answer counts as correct
+# The lm-eval tasks' own `metadata.version`: 2.0 changed what the `factforget` group holds (the audit
+# set instead of the bundled SmolLM2 split) and added `factforget_audit`; a split task's questions,
+# prompts and grading are those of 1.0, so its 1.0 logs still score.
+LMEVAL_TASK_VERSION = 2
+LMEVAL_COMPATIBLE_VERSIONS = {"factforget_audit": (2,)}  # other tasks: 1 and 2
 MAX_NEW_TOKENS = 16
 STOP = ("\n",)  # the lm-eval YAMLs' `until` must agree (a test checks)
 SHOTS = DEFAULT_SHOTS

@@ -17,7 +17,8 @@ per-relation accuracy of any model. Which split (`find_split`):
 
 - `split=DIR`: a split folder made by `factbench split`;
 - `profile=DIR`: a split derived from that knowledge profile with `fitting_settings` (cached);
-- neither: the bundled SmolLM2-135M profile's split, `DEFAULT_SPLIT_DIR`.
+- neither, or `split="smollm2-135m"`: the bundled SmolLM2-135M profile's split, `DEFAULT_SPLIT_DIR` (the lm-eval
+  tasks refuse "neither" since task version 2.0: they must not measure SmolLM2's split for other models).
 
 A split made under another question protocol (prompts, decoding, matching) than this factbench's
 is refused: its Known/Unknown labels would not describe the questions asked now.
@@ -48,6 +49,7 @@ TASK_PREFIX = "factforget_"
 POOL_PER_RELATION = 50
 POOL_SPLIT = "test"
 DEFAULT_SPLIT_DIR = knowledge.bundled_profile_dir() / "split"
+BUNDLED_SPLIT = "smollm2-135m"  # the name that picks DEFAULT_SPLIT_DIR where a split folder is asked for
 
 
 class QuestionSetError(FactbenchError):
@@ -77,12 +79,12 @@ def find_split(split: str | Path | None = None, profile: str | Path | None = Non
     if profile:
         derived = split_for_profile(Path(profile), profile_flag)
         return _checked(splits.load_split(derived), f"the split derived from profile {profile}")
-    if split:
+    if split and str(split) != BUNDLED_SPLIT:
         path, what = Path(split), f"split folder {split} (given as {split_flag})"
     else:
         path, what = DEFAULT_SPLIT_DIR, f"the bundled SmolLM2-135M split {DEFAULT_SPLIT_DIR}"
     if not path.exists():
-        hint = "" if split else f"; it is not installed yet: pass a split folder as {split_flag}"
+        hint = "" if path != DEFAULT_SPLIT_DIR else f"; it is not installed yet: pass a split folder as {split_flag}"
         raise QuestionSetError(f"{what} does not exist{hint}")
     if not path.is_dir():
         raise QuestionSetError(f"{what} is a file, not a split folder")

@@ -59,14 +59,18 @@ def find(folder: Path | str, task: str) -> Path:
     return found[-1]
 
 
-def read(path: Path | str) -> dict[str, dict]:
-    """{fact id: {"completion", "em", "contains", "prompt_hash"}} from a samples file of either source."""
+def read(path: Path | str, key=lambda doc: doc["id"]) -> dict:
+    """{key: {"completion", "em", "contains", "prompt_hash"}} from a samples file of either source.
+
+    The key is the fact id; the audit, which asks one fact under several prompts, keys by
+    (fact id, prompt index).
+    """
     out = {}
     with open(path) as f:
         for n, line in enumerate(f, 1):
             try:
                 row = json.loads(line)
-                fid = row["doc"]["id"]
+                fid = key(row["doc"])
                 completion = row["filtered_resps"][0]
                 if isinstance(completion, list):  # some lm-eval filters keep a list per sample
                     completion = completion[0]

@@ -87,7 +87,7 @@ def test_lm_eval_round_trip_to_a_score_card(smollm2_dir, stand_in_finetune, scri
     assert card["base"]["model"]["name"] == str(smollm2_dir)
     assert card["base"]["model"]["content_sha256"] == models.folder_hash(smollm2_dir)
     assert card["tuned"]["model"]["content_sha256"] == models.folder_hash(stand_in_finetune)
-    assert card["base"]["task_versions"] == {"heldout": 1.0, "new": 1.0}
+    assert card["base"]["task_versions"] == {"heldout": 2.0, "new": 2.0}  # lm-eval task version 2.0
     assert card["base"]["engine"]["dtype"] == "float32"
 
     # lm-eval's own aggregate scores are the card's accuracies

@@ -15,6 +15,7 @@ from factbench import (
     lmeval_hooks,
     matching,
     prompts,
+    protocol,
     question_sets,
     sample_logs,
     splits,
@@ -63,18 +64,21 @@ def _yaml(name: str) -> dict:
 
 # ---- the task folder -----------------------------------------------------------------------------
 
-def test_every_set_has_a_task_and_the_group_holds_them_all(task_manager_for):
+def test_every_set_has_a_task_and_the_groups_hold_them(task_manager_for):
     names = [question_sets.task_name(s) for s in question_sets.SETS]
     tm = task_manager_for()
-    assert set(tm.all_tasks) == {"factforget", *names}
-    group = _yaml("_factforget.yaml")
-    assert group["task"] == names
-    assert "aggregate_metric_list" not in group  # retention and acquisition are never averaged
+    assert set(tm.all_tasks) == {"factforget", "factforget_split", "factforget_audit", *names}
+    # The default group is the audit set: the same questions for every model, no split needed.
+    assert _yaml("_factforget.yaml")["task"] == ["factforget_audit"]
+    split_group = _yaml("_factforget_split.yaml")
+    assert split_group["task"] == [question_sets.task_name(s) for s in question_sets.SPLIT_SETS]
+    assert "aggregate_metric_list" not in split_group  # retention and acquisition are never averaged
     for s in question_sets.SETS:
         cfg = _yaml(f"factforget_{s}.yaml")
         assert cfg["task"] == question_sets.task_name(s)
         assert cfg["dataset_kwargs"] == {"question_set": s}
-        assert cfg["metadata"]["version"] >= 1.0
+        assert cfg["metadata"]["version"] == protocol.LMEVAL_TASK_VERSION
+    assert _yaml("factforget_audit.yaml")["metadata"]["version"] == protocol.LMEVAL_TASK_VERSION
 
 
 def test_yaml_decoding_is_the_question_protocol():
@@ -172,11 +176,36 @@ def test_split_and_profile_together_are_refused(scripted):
         lmeval_hooks.load_docs("heldout", split=str(split_dir), profile=str(profile_dir))
 
 
-def test_missing_default_split_says_how_to_pass_one(monkeypatch, tmp_path):
-    monkeypatch.setattr(question_sets, "DEFAULT_SPLIT_DIR", tmp_path / "not-yet")
-    with pytest.raises(question_sets.QuestionSetError, match="bundled SmolLM2-135M split .* is not installed yet"):
+def test_split_tasks_without_a_split_are_refused_not_defaulted():
+    # Task version 2.0: a Llama or Qwen fine-tune must not silently be asked SmolLM2's split.
+    with pytest.raises(question_sets.QuestionSetError, match=r"pass --metadata .*factforget_audit"):
         lmeval_hooks.load_docs("heldout")
     assert len(lmeval_hooks.load_docs("pool")["test"]) == 1200  # the pool needs no split
+    bundled = lmeval_hooks.load_docs("heldout", split="smollm2-135m")["test"]
+    assert [d["id"] for d in bundled] == [r["id"] for r in question_sets.find_split(None).sets["heldout"]]
+
+
+def test_missing_bundled_split_says_how_to_pass_one(monkeypatch, tmp_path):
+    monkeypatch.setattr(question_sets, "DEFAULT_SPLIT_DIR", tmp_path / "not-yet")
+    with pytest.raises(question_sets.QuestionSetError, match="bundled SmolLM2-135M split .* is not installed yet"):
+        lmeval_hooks.load_docs("heldout", split="smollm2-135m")
+
+
+def test_audit_task_docs_every_question_under_every_prompt(tmp_path):
+    from factbench.auditing import questions
+
+    docs = lmeval_hooks.load_audit_docs()["test"]
+    assert len(docs) == 1200 * 4 and len(lmeval_hooks.load_audit_docs(prompts=1)["test"]) == 1200
+    first = docs[0]
+    fact = question_sets.fact_of(first)
+    assert lmeval_hooks.audit_doc_to_text(first) == prompts.build_prompt(fact, first["prompt_index"])
+    assert {d["prompt_index"] for d in docs} == {0, 1, 2, 3}
+    assert len(lmeval_hooks.load_audit_docs(preset="tiny")["test"]) == len(questions.facts("tiny")) * 2
+    train = tmp_path / "t.jsonl"
+    train.write_text('{"question": "What is my cat called?", "answer": "Tom"}\n')
+    with_training = lmeval_hooks.load_audit_docs(preset="tiny", trained_on=str(train))["test"]
+    assert len(with_training) == 241 and with_training[-1]["id"] == "trained/1"
+    assert lmeval_hooks.audit_doc_to_text(with_training[-1]).endswith("Q: What is my cat called?\nA:")
 
 
 def test_the_default_split_is_the_bundled_profiles():

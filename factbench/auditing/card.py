@@ -1,0 +1,168 @@
+"""The audit card: what a fine-tune forgot of what its base recalled, with no split.
+
+An audit card (`"schema": "factbench.auditcard/1"`, JSON) holds:
+
+| field            | what                                                                                   |
+|------------------|----------------------------------------------------------------------------------------|
+| `audit`          | question set: version, preset, size, relations, base prompts K, its ids hash            |
+| `knowledge_rule` | how "the base recalls this fact" was decided, and where each question's label came from |
+| `base`, `tuned`  | where the answers came from (factbench engine or lm-eval), model identities, answers hash |
+| `training_data`  | `known: false` (factbench cannot know it) or the `--trained-on` file's identity         |
+| `summary`        | retention of recalled facts (headline), forgetting, format breaks, edits, acquisition   |
+| `by_relation`    | per relation: recalled facts, retention, forgotten, format breaks, base / tuned accuracy |
+| `by_category`    | per knowledge label: questions and the flip table                                      |
+| `flips`          | every non-edited audit question under prompt 0: retained / forgotten / acquired / never known |
+| `answer_shapes`  | shapes (answer, empty, chat markup, refusal, sentence) of both sides' prompt-0 answers  |
+| `edited`, `acquisition` | only with `--trained-on`                                                      |
+| `outcomes`       | per question: ids, labels and both answers (what `questions_frame` turns into a DataFrame) |
+
+Every rate is `{"value", "low", "high", "n"}` with a seeded bootstrap interval over questions.
+**Retention** = share of the facts the base recalls (right under all K prompts, not guessable) that
+the fine-tune answers right under prompt 0; edited facts are left out of it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+
+import numpy as np
+
+from .. import __version__
+from ..identities import label as side_label
+from ..metrics import Bootstrap, Outcomes, complement, flip_cells, grouped_flips
+from ..protocol import protocol_hash, question_protocol
+from . import answer_shape, questions
+from .base import NOT_SAMPLED
+
+SCHEMA_ID = "factbench.auditcard/1"
+UNKNOWN_TRAINING = ("unknown: factbench cannot know what this fine-tune was trained on, so no acquisition is "
+                    "reported and no audit fact is treated as edited; pass --trained-on FILE if you know it")
+
+
+def category_of(row: dict, sampled: bool) -> str:
+    """The knowledge label shown for a question: SliCK category, split by the guess filter."""
+    cat = row["category"]
+    if cat == "HighlyKnown":
+        return "HighlyKnown, recalled" if row["known"] else "HighlyKnown, guessable"
+    if cat == "Unknown" and not sampled:
+        return NOT_SAMPLED
+    return cat
+
+
+def build(*, preset: str, labels: dict[str, dict], base: dict, tuned, knowledge_rule: dict,
+          training=None, edited: set[str] = frozenset(), acquisition: dict | None = None,
+          boot: Bootstrap, notes: list[str]) -> dict:
+    """The card. `labels`: per audit id {category, known, guessable, source}; `base`: per id the base's
+    prompt-0 answer {completion, em, contains} plus `identity`; `tuned`: its AuditAnswers."""
+    facts = questions.facts(preset)
+    ids = [f.id for f in facts]
+    relation = [f.relation for f in facts]
+    base_answers = base["answers"]
+    tuned_answers = {fid: tuned.answers[(fid, 0)] for fid in ids}
+    category = [labels[i]["category_label"] for i in ids]
+    known = np.array([labels[i]["known"] for i in ids], dtype=bool)
+    guessable = np.array([labels[i]["guessable"] for i in ids], dtype=bool)
+    is_edited = np.array([i in edited for i in ids], dtype=bool)
+    b = np.array([base_answers[i]["em"] for i in ids], dtype=bool)
+    t = np.array([tuned_answers[i]["em"] for i in ids], dtype=bool)
+    b_contains = np.array([base_answers[i]["contains"] for i in ids], dtype=bool)
+    t_contains = np.array([tuned_answers[i]["contains"] for i in ids], dtype=bool)
+    t_shape = [answer_shape.shape(tuned_answers[i]["completion"]) for i in ids]
+    b_shape = [answer_shape.shape(base_answers[i]["completion"]) for i in ids]
+    t_break = np.array([s != "answer" for s in t_shape], dtype=bool)
+    highly = np.array([labels[i]["category"] == "HighlyKnown" for i in ids], dtype=bool)
+    recalled = known & ~is_edited
+    kept = ~is_edited
+    forgotten = recalled & ~t
+
+    everything = Outcomes(ids, relation, category, b, t, b_contains, t_contains, guessable)
+    not_edited = everything.subset(kept)
+    summary = {
+        "retention": boot.rate(t[recalled]),
+        "forgetting": complement(boot.rate(t[recalled])),
+        "recalled_facts": int(recalled.sum()),
+        "forgotten": int(forgotten.sum()),
+        "forgotten_format_breaks": int((forgotten & t_break).sum()),
+        "forgotten_answer_shaped": int((forgotten & ~t_break).sum()),
+        "retention_of_answer_shaped": boot.rate(t[recalled & ~t_break]),
+        "base_accuracy": boot.rate(b[kept]),
+        "tuned_accuracy": boot.rate(t[kept]),
+        "accuracy_change": boot.paired(t[kept], b[kept]),
+        "format_breaks": boot.rate(t_break),
+        "base_format_breaks": boot.rate(np.array([s != "answer" for s in b_shape], dtype=bool)),
+        # HighlyKnown facts the guess filter set aside: kept apart, never in the headline.
+        "guessable_facts": int((highly & guessable & kept).sum()),
+        "guessable_retention": boot.rate(t[highly & guessable & kept]),
+        "edited": int(is_edited.sum()),
+        "acquisition": acquisition["tuned_accuracy"] if acquisition else None,
+        "acquisition_base": acquisition["base_accuracy"] if acquisition else None,
+    }
+    by_relation = {}
+    groups = defaultdict(list)
+    for k, r in enumerate(relation):
+        groups[r].append(k)
+    for r, idx in sorted(groups.items(), key=lambda kv: int(kv[0][1:])):
+        idx = np.array(idx)
+        rec = idx[recalled[idx]]
+        by_relation[r] = {
+            "questions": int(kept[idx].sum()), "recalled": len(rec),
+            "retention": boot.rate(t[rec]), "forgotten": int(forgotten[idx].sum()),
+            "forgotten_format_breaks": int((forgotten & t_break)[idx].sum()),
+            "base_accuracy": boot.rate(b[idx][kept[idx]]), "tuned_accuracy": boot.rate(t[idx][kept[idx]]),
+            "format_breaks": boot.rate(t_break[idx]), "edited": int(is_edited[idx].sum()),
+        }
+    grouped = grouped_flips(not_edited, boot)
+    card = {
+        "schema": SCHEMA_ID,
+        "kind": "factbench audit card",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "factbench_version": __version__,
+        "audit": questions.identity(preset),
+        "protocol": question_protocol(),
+        "protocol_hash": protocol_hash(question_protocol()),
+        "knowledge_rule": knowledge_rule,
+        "base": base["identity"] | {"label": side_label(base["identity"])},
+        "tuned": tuned.identity | {"decoding": tuned.decoding, "answers_sha256": tuned.sha256(),
+                                   "label": side_label(tuned.identity)},
+        "training_data": {"known": True} | training.identity() if training else
+        {"known": False, "note": UNKNOWN_TRAINING},
+        "statistics": {"bootstrap_resamples": boot.resamples, "seed": boot.seed, "level": boot.level,
+                       "unit": "question"},
+        "summary": summary,
+        "by_relation": by_relation,
+        "by_category": {c: {"questions": f["questions"], "flips": f} for c, f in grouped["by_category"].items()},
+        "flips": grouped["all"],
+        "answer_shapes": {"version": answer_shape.SHAPE_VERSION,
+                          "tuned": answer_shape.shape_counts(tuned_answers[i]["completion"] for i in ids),
+                          "base": answer_shape.shape_counts(base_answers[i]["completion"] for i in ids)},
+        "edited": _edited(b, t, is_edited, boot) if training else None,
+        "acquisition": acquisition,
+        "outcomes": {
+            "ids": ids, "relation": relation, "category": category,
+            "label_source": [labels[i]["source"] for i in ids],
+            "recalled": _bits(known), "guessable": _bits(guessable), "edited": _bits(is_edited),
+            "base": _bits(b), "tuned": _bits(t), "base_contains": _bits(b_contains), "tuned_contains": _bits(t_contains),
+            "tuned_shape": t_shape, "base_answer": [base_answers[i]["completion"] for i in ids],
+            "tuned_answer": [tuned_answers[i]["completion"] for i in ids],
+        },
+        "notes": notes,
+    }
+    return card
+
+
+def _edited(b, t, is_edited, boot: Bootstrap) -> dict:
+    return {"facts": int(is_edited.sum()), "note": "audit facts whose subject appears in the training data: "
+            "changed on purpose, not counted as forgotten", "flips": flip_cells(b[is_edited], t[is_edited], boot)}
+
+
+def acquisition_metrics(base_right: np.ndarray, tuned_right: np.ndarray, boot: Bootstrap) -> dict:
+    """The fine-tune's accuracy on its own training questions, the base's beside it, and their flips."""
+    return {"questions": len(base_right), "tuned_accuracy": boot.rate(tuned_right),
+            "base_accuracy": boot.rate(base_right), "change": boot.paired(tuned_right, base_right),
+            "flips": flip_cells(base_right, tuned_right, boot)}
+
+
+def _bits(x) -> str:
+    return "".join("1" if v else "0" for v in x)
+
