@@ -33,9 +33,30 @@ def describe(recipe_card: dict) -> dict:
 
 
 def read_recipe_card(model_dir: Path | str) -> dict | None:
-    """`describe` of the recipe card in `model_dir`, with the card's sha256; None without a readable card."""
+    """`describe` of the recipe card in `model_dir`, with the card's sha256 and the training split's files;
+    None without a readable card."""
     try:
         raw = (Path(model_dir) / RECIPE_CARD).read_bytes()
-        return describe(json.loads(raw)) | {"recipe_card_sha256": hashlib.sha256(raw).hexdigest()}
-    except (ValueError, KeyError, TypeError, OSError):
+        card = json.loads(raw)
+        return describe(card) | {"recipe_card_sha256": hashlib.sha256(raw).hexdigest(),
+                                 "split_files": (card.get("split") or {}).get("files")}
+    except (ValueError, KeyError, TypeError, OSError, AttributeError):
         return None
+
+
+def trained_on_split(recipe: dict | None, split_files: dict | None) -> dict:
+    """Whether a fine-tune was trained on the scored split, and how factbench knows.
+
+    Only a recipe card whose training split has the scored split's `train.jsonl` (same sha256) shows
+    it; without a recipe card factbench cannot know what the fine-tune was trained on.
+    """
+    if recipe is None:
+        return {"trained_on_split": None, "evidence": "unknown: no factbench recipe card beside the fine-tune, so "
+                "factbench cannot know what it was trained on; the split's new and known-train facts may not be "
+                "its training data (for a fine-tune of unknown origin use `factbench audit`)"}
+    train = (recipe.get("split_files") or {}).get("train.jsonl")
+    same = train is not None and train == (split_files or {}).get("train.jsonl")
+    return {"trained_on_split": same, "evidence": (
+        f"the fine-tune's recipe card ({recipe['recipe_card_sha256'][:12]}) names this split's train.jsonl" if same else
+        f"the fine-tune's recipe card ({recipe['recipe_card_sha256'][:12]}) names another training split: the "
+        "split's new and known-train facts are not its training data")}

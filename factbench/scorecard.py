@@ -14,6 +14,8 @@ scored against its base (built by `score`; `factbench.scoring.score_fine_tune` i
 | `base`, `tuned`      | where answers came from (`lm-eval` or `factbench`), model identity (name, revision,|
 |                      | content hash where known; lm-eval's model and model_args), engine, decoding,      |
 |                      | `answers_sha256` (hash of every completion), a readable `label`                   |
+| `training_data`      | `trained_on_split` (true / false / null = unknown) and the evidence: only a recipe |
+|                      | card naming this split's train.jsonl makes "new" and "known_train" training facts |
 | `statistics`         | bootstrap resamples, seed, level; the resampled unit is the question              |
 | `summary`            | retention, forgetting, base held-out accuracy, drop, retained share of base-right |
 |                      | facts, acquisition, known-train accuracy, OOD retention, forgotten ÷ acquired,    |
@@ -63,7 +65,7 @@ from .files import write_json
 from .identities import answers_sha256, ids_sha256, label, split_identity
 from .metrics import DEFAULT_BOOTSTRAP, Bootstrap, Outcomes, complement, join, negated, set_metrics
 from .protocol import TASK_VERSION, protocol_hash, question_protocol
-from .recipe_cards import read_recipe_card
+from .recipe_cards import read_recipe_card, trained_on_split
 from .training_log import read_training_log
 
 if TYPE_CHECKING:
@@ -132,7 +134,7 @@ SCHEMA = {
     "additionalProperties": False,
     "required": ["schema", "kind", "created", "factbench_version", "task_version", "protocol", "protocol_hash",
                  "split", "base", "tuned", "statistics", "summary", "sets", "guessable", "training_log", "outcomes",
-                 "notes"],
+                 "notes"],  # training_data is optional: cards made before it existed stay readable
     "properties": {
         "schema": {"const": SCHEMA_ID},
         "kind": {"const": "factbench score card"},
@@ -144,6 +146,9 @@ SCHEMA = {
         "split": {"type": "object", "required": ["path", "protocol_hash", "files", "include_guessable"]},
         "base": _SIDE,
         "tuned": _SIDE,
+        "training_data": {"type": "object", "required": ["trained_on_split", "evidence"],
+                          "properties": {"trained_on_split": {"type": ["boolean", "null"]},
+                                         "evidence": {"type": "string"}}},
         "statistics": {"type": "object", "required": ["bootstrap_resamples", "seed", "level", "unit"],
                        "properties": {"bootstrap_resamples": {"type": "integer", "minimum": 100},
                                       "seed": {"type": "integer"},
@@ -318,6 +323,7 @@ def score(base: Answers, tuned: Answers, split: Split, *, training_log: Path | s
             notes.append(f"{name}: {status[name]}; not scored")
         sets[name] = entry
     _note_base_model(base, split, notes)
+    recipe = _recipe_of(tuned)
     card = {
         "schema": SCHEMA_ID,
         "kind": "factbench score card",
@@ -328,7 +334,8 @@ def score(base: Answers, tuned: Answers, split: Split, *, training_log: Path | s
         "protocol_hash": protocol_hash(question_protocol()),
         "split": split_identity(split),
         "base": _side(base),
-        "tuned": _side(tuned) | _recipe_of(tuned),
+        "tuned": _side(tuned) | ({"recipe": {k: v for k, v in recipe.items() if k != "split_files"}} if recipe else {}),
+        "training_data": trained_on_split(recipe, split.manifest.get("files")),
         "statistics": {"bootstrap_resamples": boot.resamples, "seed": boot.seed, "level": boot.level,
                        "unit": "question"},
         "summary": _summary(sets, log),
@@ -402,13 +409,12 @@ def _summary(sets: dict, log: dict | None) -> dict:
     }
 
 
-def _recipe_of(a: Answers) -> dict:
+def _recipe_of(a: Answers) -> dict | None:
     """How a local fine-tune was made, from the recipe card `factbench train` leaves beside it."""
     model = a.identity.get("model")
     if not isinstance(model, dict) or model.get("source") != "local":
-        return {}
-    recipe = read_recipe_card(model.get("name") or "")
-    return {"recipe": recipe} if recipe else {}
+        return None
+    return read_recipe_card(model.get("name") or "")
 
 
 def _side(a: Answers) -> dict:

@@ -11,6 +11,13 @@ from .scorecard import pct, points
 
 SET_TITLES = {"heldout": "held-out known facts (retention)", "new": "new facts trained on (acquisition)",
               "known_train": "known facts trained on (task learning)", "ood": "out-of-distribution known facts"}
+# When factbench cannot show the fine-tune was trained on the split, its training sets are only the split's.
+UNTRAINED_TITLES = SET_TITLES | {"new": "the split's Unknown training facts", "known_train": "the split's Known training facts"}
+
+
+def titles(card: dict) -> dict:
+    """Set titles that claim "trained on" only when the card's training_data shows it."""
+    return SET_TITLES if (card.get("training_data") or {}).get("trained_on_split") else UNTRAINED_TITLES
 
 
 def _flip_row(title: str, f: dict) -> str:
@@ -27,9 +34,10 @@ def render(card: dict) -> str:
            f"  split {card['split']['path']}  (question protocol {card['protocol_hash']}, task v{card['task_version']}, "
            f"factbench {card['factbench_version']})",
            f"  95% intervals: seeded bootstrap over questions ({card['statistics']['bootstrap_resamples']} resamples)",
+           *([f"  training data: {card['training_data']['evidence']}"] if card.get("training_data") else []),
            "",
            f"  {'set':<40}{'questions':>9}   {'base':<24}{'tuned':<24}change (points)"]
-    for name, title in SET_TITLES.items():
+    for name, title in titles(card).items():
         e = sets[name]
         if e["status"] != "scored":
             out.append(f"  {title:<40}{'':>9}   {e['status']}")
@@ -49,7 +57,9 @@ def render(card: dict) -> str:
         value = f"= {ratio['ratio']:.3f}" if ratio["ratio"] is not None else "(undefined: nothing acquired)"
         out.append(f"  forgotten ÷ acquired: {ratio['forgotten']} ÷ {ratio['acquired']} {value}; "
                    f"{ratio['forgotten']} of {ratio['heldout_questions']} held-out facts forgotten, "
-                   f"{ratio['acquired']} of {ratio['new_questions']} new facts acquired")
+                   f"{ratio['acquired']} of {ratio['new_questions']} new facts acquired"
+                   + ("" if titles(card) is SET_TITLES else
+                      " (training data unknown: acquired = right now after being wrong, not shown to be learned)"))
     else:
         out.append("  forgotten ÷ acquired: – (no answers on the new facts)")
     log = card["training_log"]
@@ -62,7 +72,7 @@ def render(card: dict) -> str:
                                                        "give the recipe's per-epoch log with --training-log)"))
     out += ["", f"  {'flips, base -> tuned':<34}{'n':>6}{'retained':>10}{'forgotten':>11}{'acquired':>10}"
                 f"{'never known':>13}   forgotten share"]
-    for name, title in SET_TITLES.items():
+    for name, title in titles(card).items():
         if sets[name]["status"] == "scored":
             out.append(_flip_row(title.split(" (")[0], sets[name]["flips"]["all"]))
     out.append("  held-out known facts by relation:")
@@ -74,7 +84,7 @@ def render(card: dict) -> str:
     guess = card["guessable"]
     out += ["", f"  guessable facts: {guess['note']}"]
     for name, m in guess["sets"].items():
-        out.append(f"    {SET_TITLES[name].split(' (')[0]}: {m['questions']} guessable, base {pct(m['base_accuracy'])}, "
+        out.append(f"    {titles(card)[name].split(' (')[0]}: {m['questions']} guessable, base {pct(m['base_accuracy'])}, "
                    f"tuned {pct(m['tuned_accuracy'])}")
     if card["notes"]:
         out += ["", "  notes:"] + [f"  - {n}" for n in card["notes"]]

@@ -27,4 +27,18 @@ def test_read_recipe_card_hashes_the_file_and_forgives_nothing_missing(tmp_path)
     path.write_text(json.dumps({"recipe": "sft", "config": {"seed": 4}}))
     got = recipe_cards.read_recipe_card(tmp_path)
     assert got["recipe_card_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
-    assert list(got) == ["recipe", "label", "settings", "recipe_card_sha256"] and got["settings"]["seed"] == 4
+    assert list(got) == ["recipe", "label", "settings", "recipe_card_sha256", "split_files"]
+    assert got["settings"]["seed"] == 4 and got["split_files"] is None
+
+
+def test_trained_on_split_needs_a_recipe_card_naming_the_split():
+    from factbench.recipe_cards import trained_on_split
+
+    files = {"train.jsonl": "a" * 64}
+    unknown = trained_on_split(None, files)
+    assert unknown["trained_on_split"] is None and "cannot know" in unknown["evidence"]
+    assert "factbench audit" in unknown["evidence"]
+    recipe = {"recipe_card_sha256": "b" * 64, "split_files": {"train.jsonl": "a" * 64}}
+    assert trained_on_split(recipe, files)["trained_on_split"] is True
+    other = trained_on_split(recipe | {"split_files": {"train.jsonl": "c" * 64}}, files)
+    assert other["trained_on_split"] is False and "another training split" in other["evidence"]

@@ -95,9 +95,18 @@ def test_a_local_fine_tune_is_named_by_its_recipe_card(tmp_path):
     (tmp_path / "recipe_card.json").write_text(json.dumps(
         {"recipe": "selfdistill", "config": {"distill_lambda": 0.5, "distill_tau": 2.0, "kl_on": "answer", "seed": 3}}))
     side = answer_sources.Answers("tuned", {"model": {"source": "local", "name": str(tmp_path)}}, {})
-    recipe = scorecard._recipe_of(side)["recipe"]
+    recipe = scorecard._recipe_of(side)
     assert recipe["label"] == "selfdistill (λ=0.5, τ=2, KL on answer tokens)"
     assert recipe["settings"]["seed"] == 3 and recipe["settings"]["distill_lambda"] == 0.5
     assert len(recipe["recipe_card_sha256"]) == 64
     hub = answer_sources.Answers("tuned", {"model": {"source": "hub", "name": str(tmp_path)}}, {})
-    assert scorecard._recipe_of(hub) == {}  # only a local folder can hold a recipe card
+    assert scorecard._recipe_of(hub) is None  # only a local folder can hold a recipe card
+
+
+def test_a_fine_tune_without_recipe_card_is_not_said_to_be_trained_on_the_split(card):
+    from factbench import scorecard_render
+
+    assert card["training_data"]["trained_on_split"] is None
+    text = scorecard_render.render(card)
+    assert "factbench cannot know what it was trained on" in text
+    assert "new facts trained on" not in text and "the split's Unknown training facts" in text
