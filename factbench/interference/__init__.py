@@ -40,6 +40,10 @@ card; the weights are deleted after measuring unless `keep_models`), and the sum
 `interference.json` (every number with n and interval, the settings and the command),
 `interference.md` and `interference.png`. A rerun with the same settings reuses every finished
 condition and runs only the missing ones; other settings in the same folder are refused.
+
+The code: experiment.py (the settings, their identity and checks, the condition names),
+conditions.py (`run`: each condition trained and measured; named so, not run.py, because the
+package's `run` is that function), report.py (`summarize`, `render`, `plot_png`).
 """
 
 from .conditions import measure, run, write_fact_split
