@@ -75,6 +75,9 @@ def test_wheel_holds_the_task_folder_inside_lm_eval_and_every_factbench_package(
     default_split = REPO / "factbench" / "profiles" / "smollm2-135m" / "split"
     bundled = {str(p.relative_to(REPO)) for p in default_split.glob("*") if p.is_file()}
     assert bundled <= names, f"the wheel lacks {sorted(bundled - names)}: see package-data in pyproject.toml"
+    # The audit's bundled base answers (SmolLM2-135M, preset small): the default audit needs no base pass.
+    audit_base = {str(p.relative_to(REPO)) for p in (REPO / "factbench" / "auditing" / "bundled").rglob("*") if p.is_file()}
+    assert audit_base and audit_base <= names, f"the wheel lacks {sorted(audit_base - names)}"
 
 
 @pytest.mark.packaging
@@ -92,8 +95,8 @@ def test_plain_lm_eval_finds_factforget_after_installing_the_wheel(wheel, tmp_pa
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")} | {"HF_HUB_OFFLINE": "1"}
     report = json.loads(_run(str(python), "-c", CHECK, cwd=tmp_path, env=env).strip().splitlines()[-1])
     installed = site / "lm_eval" / "tasks" / "factforget"
-    assert report["all_tasks"] == ["factforget", "factforget_heldout", "factforget_known_train", "factforget_new",
-                                   "factforget_ood", "factforget_pool"]
+    assert report["all_tasks"] == ["factforget", "factforget_audit", "factforget_heldout", "factforget_known_train",
+                                   "factforget_new", "factforget_ood", "factforget_pool", "factforget_split"]
     assert report["pool_docs"] == 1200  # the hooks resolved to the installed factbench and loaded data
     assert Path(report["pool_yaml"]).parent == installed
     assert Path(report["factbench"]).is_relative_to(site)
@@ -111,3 +114,45 @@ def _builtin_task_folders(tasks: Path):
         return [n for n in names if Path(folder) == tasks and (tasks / n).is_dir()] + ["__pycache__"]
 
     return ignore
+
+
+@pytest.mark.packaging
+def test_reinstalling_lm_eval_keeps_the_tasks_and_uninstalling_factbench_removes_them(wheel, tmp_path):
+    """The task files belong to factbench's install record, not lm-eval's: pip keeps them through a
+    forced reinstall of lm-eval and removes them with factbench. The one test that reaches PyPI: it
+    downloads the installed lm-eval's own wheel (from pip's cache after the first run)."""
+    from importlib.metadata import version
+
+    wheels = tmp_path / "wheels"
+    _run(sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(wheels), f"lm-eval=={version('lm-eval')}")
+    (lm_eval_wheel,) = wheels.glob("lm_eval-*.whl")
+    venv = tmp_path / "venv"
+    _run(sys.executable, "-m", "venv", "--without-pip", str(venv))
+    python = venv / "bin" / "python"
+    site = Path(_run(str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").strip())
+
+    def pip(*args):
+        return _run(sys.executable, "-m", "pip", "--python", str(python), *args)
+
+    pip("install", "--no-deps", "--no-index", "-q", str(lm_eval_wheel))
+    pip("install", "--no-deps", "--no-index", "-q", str(wheel))
+    tasks = site / "lm_eval" / "tasks" / "factforget"
+    expected = {p.name for p in (REPO / "tasks" / "factforget").iterdir() if p.is_file()}
+    assert {p.name for p in tasks.iterdir()} >= expected
+    pip("install", "--force-reinstall", "--no-deps", "--no-index", "-q", str(lm_eval_wheel))
+    assert {p.name for p in tasks.iterdir()} >= expected, "a forced lm-eval reinstall removed the factforget tasks"
+    pip("uninstall", "-y", "-q", "factbench")
+    assert not tasks.exists() or not any(tasks.glob("*.yaml")), "uninstalling factbench left the task YAMLs behind"
+    assert (site / "lm_eval" / "tasks" / "nq_open").is_dir()  # and lm-eval's own tasks are untouched
+
+
+def test_the_lm_eval_tasks_entry_point_is_declared():
+    """lm-eval PR #4015 proposes task plugins found through an `lm_eval.tasks` entry point: declared now
+    (lm-eval 0.4.13 ignores it), it points to the task folder."""
+    import tomllib
+
+    points = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["entry-points"]["lm_eval.tasks"]
+    module, _, attr = points["factforget"].partition(":")
+    import importlib
+
+    assert getattr(importlib.import_module(module), attr)() == REPO / "tasks" / "factforget"
