@@ -20,3 +20,7 @@ class ModelError(FactbenchError):
 
 class ScoreError(FactbenchError):
     """Answers, splits or cards that cannot be scored or compared together."""
+
+
+class CardError(FactbenchError):
+    """A score card or audit card that is unreadable, invalid or inconsistent."""

@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__
-from .errors import FactbenchError
+from .errors import CardError, FactbenchError
 from .files import write_json
 from .identities import answers_sha256, ids_sha256, label, split_identity
 from .metrics import DEFAULT_BOOTSTRAP, Bootstrap, Outcomes, complement, join, negated, set_metrics
@@ -75,10 +75,6 @@ if TYPE_CHECKING:
 SCHEMA_ID = "factbench.scorecard/1"
 RETENTION_SETS = ("heldout", "ood")  # sets of facts the base knew; guessable ones are scored apart
 SET_STATUSES = ["scored", "not in split", "not answered", "only base answered", "only tuned answered"]
-
-
-class CardError(FactbenchError):
-    """A score card that is unreadable, invalid or inconsistent."""
 
 
 # ---- the schema ----------------------------------------------------------------------------------

@@ -23,12 +23,15 @@ the fine-tune answers right under prompt 0; edited facts are left out of it.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 
 from .. import __version__
+from ..errors import CardError
 from ..identities import label as side_label
 from ..metrics import Bootstrap, Outcomes, complement, flip_cells, grouped_flips
 from ..protocol import protocol_hash, question_protocol
@@ -38,6 +41,69 @@ from .base import NOT_SAMPLED
 SCHEMA_ID = "factbench.auditcard/1"
 UNKNOWN_TRAINING = ("unknown: factbench cannot know what this fine-tune was trained on, so no acquisition is "
                     "reported and no audit fact is treated as edited; pass --trained-on FILE if you know it")
+
+
+_RATE = {"$ref": "#/$defs/rate"}
+SCHEMA = {
+    "title": "factbench audit card",
+    "type": "object",
+    "required": ["schema", "kind", "created", "factbench_version", "audit", "protocol", "protocol_hash",
+                 "knowledge_rule", "base", "tuned", "training_data", "statistics", "summary", "by_relation",
+                 "by_category", "flips", "answer_shapes", "edited", "acquisition", "outcomes", "notes"],
+    "properties": {
+        "schema": {"const": SCHEMA_ID},
+        "kind": {"const": "factbench audit card"},
+        "audit": {"type": "object", "required": ["version", "preset", "questions", "ids_sha256"]},
+        "protocol_hash": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
+        "base": {"type": "object", "required": ["source", "label"]},
+        "tuned": {"type": "object", "required": ["source", "label", "answers_sha256"]},
+        "training_data": {"type": "object", "required": ["known"]},
+        "summary": {"type": "object", "required": ["retention", "forgetting", "recalled_facts", "forgotten",
+                                                   "forgotten_format_breaks", "format_breaks", "edited",
+                                                   "acquisition"],
+                    "properties": {"retention": _RATE, "forgetting": _RATE, "format_breaks": _RATE,
+                                   "recalled_facts": {"type": "integer", "minimum": 0},
+                                   "forgotten": {"type": "integer", "minimum": 0},
+                                   "acquisition": {"anyOf": [{"type": "null"}, _RATE]}}},
+        "by_relation": {"type": "object", "additionalProperties": {
+            "type": "object", "required": ["questions", "recalled", "retention", "forgotten"],
+            "properties": {"retention": _RATE}}},
+        "outcomes": {"type": "object", "required": ["ids", "relation", "category", "recalled", "base", "tuned",
+                                                    "tuned_answer"]},
+        "notes": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+
+def validate(card: dict) -> None:
+    """Schema and internal consistency of an audit card; the first problem is one CardError line."""
+    from ..protocol import protocol_hash as hash_of
+    from ..scorecard import SCHEMA as SCORE_SCHEMA
+    from ..scorecard import schema_errors
+
+    errors = schema_errors(card, SCHEMA | {"$defs": SCORE_SCHEMA["$defs"]})
+    if errors:
+        raise CardError(f"not a valid {SCHEMA_ID} audit card: {errors[0]}"
+                        + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""))
+    if hash_of(card["protocol"]) != card["protocol_hash"]:
+        raise CardError("the card's protocol_hash does not match its protocol (edited or corrupted)")
+    o = card["outcomes"]
+    if any(len(o[k]) != len(o["ids"]) for k in ("relation", "category", "recalled", "base", "tuned", "tuned_answer")) \
+            or len(o["ids"]) != card["audit"]["questions"]:
+        raise CardError("the card's outcomes do not have one entry per audit question (edited or corrupted)")
+
+
+def load(path: Path | str) -> dict:
+    path = Path(path)
+    try:
+        card = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        raise CardError(f"audit card {path} is not readable JSON") from None
+    try:
+        validate(card)
+    except CardError as e:
+        raise CardError(f"{path}: {e}") from None
+    return card
 
 
 def category_of(row: dict, sampled: bool) -> str:

@@ -1,11 +1,13 @@
 """The leaderboard: published score cards, and the tables, plots and page built from them.
 
-A leaderboard folder (the repository's `leaderboard/`, or any `--dir`) holds score cards in
-`cards/`; `factbench leaderboard add CARD` validates one and copies it there, and
+A leaderboard folder (the repository's `leaderboard/`, or any `--dir`) holds score cards and
+audit cards in `cards/`; `factbench leaderboard add CARD` validates one and copies it there, and
 `factbench leaderboard build` writes, from every card in `cards/`:
 
-  README.md        Markdown tables, one section per base model, one table per question protocol
-  leaderboard.csv  one row per card, every number with its 95% interval
+  README.md        Markdown tables, one section per base model, one table per question protocol;
+                   audit cards (no split) in their own tables (factbench.leaderboard.audits)
+  leaderboard.csv  one row per score card, every number with its 95% interval
+  audits.csv       one row per audit card
   plots/*.png      retention against acquisition, one plot per table
   index.html       one self-contained page (no network): sortable tables, a base-model filter,
                    the same trade-off as inline SVG, and a click-a-row per-relation view
@@ -25,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import data, scorecard
-from ..errors import FactbenchError
-from ..files import atomic_path, write_text
+from ..errors import CardError, FactbenchError
+from ..files import atomic_path, write_json, write_text
 from ..identities import model_key
 
 MISSING = "—"
@@ -179,18 +181,34 @@ def content_hash(card: dict) -> str:
     return hashlib.sha256(json.dumps(card, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-def load_entries(folder: Path) -> list[Entry]:
-    """Every card in FOLDER/cards, validated; a broken card or a duplicate stops the build."""
+def read_card(path: Path) -> dict:
+    """A score card or an audit card, validated by its own schema."""
+    from ..auditing import card as audit_card
+
+    try:
+        head = json.loads(Path(path).read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        head = None
+    if isinstance(head, dict) and head.get("schema") == audit_card.SCHEMA_ID:
+        return audit_card.load(path)
+    return scorecard.load_card(path)
+
+
+def load_entries(folder: Path) -> list:
+    """Every card in FOLDER/cards, validated (Entry for score cards, AuditEntry for audits); a broken card
+    or a duplicate stops the build."""
+    from .audits import AuditEntry, is_audit
+
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise LeaderboardError(f"--dir {folder} is a file, not a leaderboard folder")
     entries = []
     for path in sorted(cards_dir(folder).glob("*.json")):
         try:
-            card = scorecard.load_card(path)
-        except scorecard.CardError as e:
+            card = read_card(path)
+        except CardError as e:
             raise LeaderboardError(f"{e}; fix or remove it") from None
-        entry = Entry(path.name, card)
+        entry = AuditEntry(path.name, card) if is_audit(card) else Entry(path.name, card)
         _refuse_duplicate(card, entries, folder)
         entries.append(entry)
     return entries
@@ -198,25 +216,28 @@ def load_entries(folder: Path) -> list[Entry]:
 
 def _refuse_duplicate(card: dict, entries: list[Entry], folder: Path) -> None:
     digest = content_hash(card)
-    key = (identity(card["base"]), identity(card["tuned"]), card["protocol_hash"])
+    key = (identity(card["base"]), identity(card["tuned"]), card["protocol_hash"], card["schema"])
     for e in entries:
         where = cards_dir(folder) / e.file
         if content_hash(e.card) == digest:
             raise LeaderboardError(f"{where} already holds this score card (same content)")
-        if (identity(e.card["base"]), identity(e.card["tuned"]), e.card["protocol_hash"]) == key:
+        if (identity(e.card["base"]), identity(e.card["tuned"]), e.card["protocol_hash"], e.card["schema"]) == key:
             raise LeaderboardError(
-                f"{where} already holds a score card of the same base (base.model: {key[0]}), fine-tune "
+                f"{where} already holds {'a score' if 'scorecard' in key[3] else 'an audit'} card of the same base (base.model: {key[0]}), fine-tune "
                 f"(tuned.model: {key[1]}) and question protocol (protocol_hash: {key[2]}); remove it to replace it")
 
 
 def add(card_path: Path, folder: Path) -> Path:
-    """Validate a score card and copy it into FOLDER/cards; refuse invalid cards and duplicates."""
-    card = scorecard.load_card(card_path)  # names the first invalid field
+    """Validate a score or audit card and copy it into FOLDER/cards; refuse invalid cards and duplicates."""
+    from .audits import is_audit
+
+    card = read_card(card_path)  # names the first invalid field
     entries = load_entries(folder)
     _refuse_duplicate(card, entries, folder)
-    e = Entry("", card)
-    target = cards_dir(folder) / f"{slugify(e.base, 30)}--{slugify(e.tuned)}-{content_hash(card)[:10]}.json"
-    scorecard.write_card(card, target)
+    base, tuned = model_name(card["base"]), model_name(card["tuned"])
+    kind = "audit--" if is_audit(card) else ""
+    target = cards_dir(folder) / f"{kind}{slugify(base, 30)}--{slugify(tuned)}-{content_hash(card)[:10]}.json"
+    write_json(target, card)
     return target
 
 
@@ -237,15 +258,18 @@ def factbench_commit() -> str | None:
 def build(folder: Path) -> list[Path]:
     """Render everything in memory first, then write each output atomically: a failed build changes nothing."""
     from . import plots, render
+    from .audits import AuditEntry, audit_tables
 
     folder = Path(folder)
     entries = load_entries(folder)
-    grouped = tables(entries)
+    grouped = tables([e for e in entries if isinstance(e, Entry)])
+    audits = audit_tables([e for e in entries if isinstance(e, AuditEntry)])
     commit = factbench_commit()
     pngs = {f"{t.slug}.png": plots.tradeoff_png(t) for t in grouped}
-    outputs = {"README.md": render.markdown(grouped, commit),
+    outputs = {"README.md": render.markdown(grouped, commit, audits),
                "leaderboard.csv": render.csv_text(grouped, commit),
-               "index.html": render.page(grouped, commit)}
+               "audits.csv": render.audits_csv(audits, commit),
+               "index.html": render.page(grouped, commit, audits)}
     with atomic_path(folder / "plots") as tmp:  # the whole folder, so plots of removed cards go too
         tmp.mkdir()
         for name, png in pngs.items():

@@ -54,6 +54,17 @@ function showCard(index, block) {
   }
   const card = cards[Number(index)];
   block.querySelector(`tr[data-card="${index}"]`).classList.add("selected");
+  if (card.kind === "audit") {
+    const parts = [element("h4", `${card.tuned} — audited against ${card.base}`),
+                   element("p", `audit set ${card.audit_set} · training data ${card.training_data} · audited ` +
+                                `${card.created} · card: cards/${card.file}`),
+                   element("h5", "facts the base recalls, by relation"), smallTable(card.headers, card.rows)];
+    card.notes.forEach((note) => parts.push(element("p", `note: ${note}`)));
+    panel.replaceChildren(...parts);
+    panel.dataset.shown = index;
+    panel.hidden = false;
+    return;
+  }
   const parts = [element("h4", `${card.tuned} — fine-tune of ${card.base}`),
                  element("p", `recipe: ${card.recipe} · scored ${card.created} · card: cards/${card.file}`),
                  element("h5", "held-out facts the base knew, by relation: flips base → fine-tune"),
