@@ -70,7 +70,7 @@ class AuditCard(dict):
 def audit(base_side: str, tuned_side: str, *, preset: str = DEFAULT_PRESET, trained_on_file: str | Path | None = None,
           profile: str | Path | None = None, engine: str = "hf", dtype: str = "auto", batch_size: int | None = None,
           base_revision: str | None = None, tuned_revision: str | None = None, save_answers: str | Path | None = None,
-          boot: Bootstrap = DEFAULT_BOOTSTRAP, echo=print) -> AuditCard:
+          base_cache: bool = True, boot: Bootstrap = DEFAULT_BOOTSTRAP, echo=print) -> AuditCard:
     """Audit `tuned_side` against `base_side` (see the module docstring); every bad input is one AuditError."""
     from ..answer_sources import check_model_spec, is_answers_folder
 
@@ -105,7 +105,7 @@ def audit(base_side: str, tuned_side: str, *, preset: str = DEFAULT_PRESET, trai
         rule_source = f"the base's lm-eval / factbench answers in {base_read.identity.get('answers')}"
     else:
         prof, where = base.base_profile(base_side, preset, engine=engine, dtype=dtype, revision=base_revision,
-                                        batch_size=batch_size, echo=echo)
+                                        batch_size=batch_size, use_cache=base_cache, echo=echo)
         rows = prof.rows
         base_identity = {"source": "factbench", "answers": str(prof.path), "base_answers": where,
                          "model": prof.manifest["model"], "engine": prof.manifest["engine"],

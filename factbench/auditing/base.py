@@ -92,13 +92,17 @@ def resolved_dtype(engine: str, dtype: str) -> str:
 
 
 def base_profile(spec: str, preset: str = questions.DEFAULT_PRESET, *, engine: str = "hf", dtype: str = "auto",
-                 revision: str | None = None, batch_size: int | None = None, echo=print) -> tuple[Profile, str]:
-    """The base's audit profile and where it came from ("bundled", "cache" or "asked now")."""
+                 revision: str | None = None, batch_size: int | None = None, use_cache: bool = True,
+                 echo=print) -> tuple[Profile, str]:
+    """The base's audit profile and where it came from ("bundled", "cache" or "asked now").
+
+    `use_cache=False` asks the base again whatever is bundled or cached (the new answers replace the
+    cached ones)."""
     from ..engines import make_engine
 
     _, identity = models.model_folder(spec, revision)
     want = expected_protocol(identity, engine, resolved_dtype(engine, dtype), preset)
-    found = find_cached(want)
+    found = find_cached(want) if use_cache else None
     if found is not None:
         source = "bundled" if BUNDLED_DIR in found.parents else "cache"
         echo(f"base: using the {source} audit answers of {identity.get('name')} ({found})")

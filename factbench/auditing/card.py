@@ -8,7 +8,9 @@ An audit card (`"schema": "factbench.auditcard/1"`, JSON) holds:
 | `knowledge_rule` | how "the base recalls this fact" was decided, and where each question's label came from |
 | `base`, `tuned`  | where the answers came from (factbench engine or lm-eval), model identities, answers hash |
 | `training_data`  | `known: false` (factbench cannot know it) or the `--trained-on` file's identity         |
-| `summary`        | retention of recalled facts (headline), forgetting, format breaks, edits, acquisition   |
+| `summary`        | retention of recalled facts (headline), forgetting, format breaks, edits, acquisition;  |
+|                  | also the retained share of every fact the base answered right under prompt 0 (more     |
+|                  | facts, but guessed ones among them)                                                    |
 | `by_relation`    | per relation: recalled facts, retention, forgotten, format breaks, base / tuned accuracy |
 | `by_category`    | per knowledge label: questions and the flip table                                      |
 | `flips`          | every non-edited audit question under prompt 0: retained / forgotten / acquired / never known |
@@ -152,6 +154,8 @@ def build(*, preset: str, labels: dict[str, dict], base: dict, tuned, knowledge_
         "forgotten_format_breaks": int((forgotten & t_break).sum()),
         "forgotten_answer_shaped": int((forgotten & ~t_break).sum()),
         "retention_of_answer_shaped": boot.rate(t[recalled & ~t_break]),
+        # A wider, weaker net than recall: every fact the base got right under prompt 0, guessable or not.
+        "retained_of_base_right": boot.rate(t[b & kept]),
         "base_accuracy": boot.rate(b[kept]),
         "tuned_accuracy": boot.rate(t[kept]),
         "accuracy_change": boot.paired(t[kept], b[kept]),

@@ -27,10 +27,13 @@ def headline(card: dict) -> list[str]:
         f"retention of recalled facts: {pct(s['retention'])} (n={s['recalled_facts']}): "
         f"{s['forgotten']} forgotten{breaks}",
         f"forgetting: {pct(s['forgetting'])}; retention among answer-shaped answers: {pct(s['retention_of_answer_shaped'])}",
+        f"of the {s['retained_of_base_right']['n']} facts the base answered right under prompt 0 (recalled or "
+        f"guessed), the fine-tune keeps {pct(s['retained_of_base_right'])}",
         f"accuracy on every audit question, prompt 0: base {pct(s['base_accuracy'])}, fine-tune "
         f"{pct(s['tuned_accuracy'])} (change {points(s['accuracy_change'])} points)",
         f"format breaks (answers not answer-shaped): fine-tune {pct(s['format_breaks'])}, base {pct(s['base_format_breaks'])}"
-        f"  [{', '.join(f'{k} {v}' for k, v in card['answer_shapes']['tuned'].items() if k != 'answer' and v)}]",
+        + (f" (fine-tune: {kinds})" if (kinds := ", ".join(f"{k} {v}" for k, v in card["answer_shapes"]["tuned"].items()
+                                                           if k != "answer" and v)) else ""),
     ]
     if s["guessable_facts"]:
         lines.append(f"guessable facts (HighlyKnown, set aside by the guess filter, not in retention): "
