@@ -11,7 +11,7 @@ import pytest
 from conftest import SETS, ids, scripted_answers, tuned_right
 from test_lmeval_tasks import SPLIT_SETTINGS
 
-from factbench import answer_sources, identities, knowledge, protocol, scorecard, splits
+from factbench import answer_sources, card_schema, identities, knowledge, protocol, scorecard, splits
 from factbench.scorecard_render import render
 
 
@@ -86,7 +86,7 @@ def test_hand_written_validator_agrees_with_jsonschema(card):
     jsonschema.validate(card, scorecard.SCHEMA)
     broken = json.loads(json.dumps(card))
     broken["sets"]["heldout"]["status"] = "maybe"
-    assert scorecard.schema_errors(broken, scorecard.SCHEMA)
+    assert card_schema.schema_errors(broken, card_schema.SCHEMA)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(broken, scorecard.SCHEMA)
 

@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from ..card_schema import SCHEMA as SCORE_SCHEMA
+from ..card_schema import schema_errors
 from ..errors import CardError
 from ..identities import label as side_label
 from ..metrics import Bootstrap, Outcomes, complement, flip_cells, grouped_flips
@@ -79,15 +81,11 @@ SCHEMA = {
 
 def validate(card: dict) -> None:
     """Schema and internal consistency of an audit card; the first problem is one CardError line."""
-    from ..protocol import protocol_hash as hash_of
-    from ..scorecard import SCHEMA as SCORE_SCHEMA
-    from ..scorecard import schema_errors
-
     errors = schema_errors(card, SCHEMA | {"$defs": SCORE_SCHEMA["$defs"]})
     if errors:
         raise CardError(f"not a valid {SCHEMA_ID} audit card: {errors[0]}"
                         + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""))
-    if hash_of(card["protocol"]) != card["protocol_hash"]:
+    if protocol_hash(card["protocol"]) != card["protocol_hash"]:
         raise CardError("the card's protocol_hash does not match its protocol (edited or corrupted)")
     o = card["outcomes"]
     if any(len(o[k]) != len(o["ids"]) for k in ("relation", "category", "recalled", "base", "tuned", "tuned_answer")) \
