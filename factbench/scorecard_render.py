@@ -77,7 +77,7 @@ def render(card: dict) -> str:
             out.append(_flip_row(title.split(" (")[0], sets[name]["flips"]["all"]))
     out.append("  held-out known facts by relation:")
     for relation, f in held["flips"]["by_relation"].items():
-        out.append(_flip_row(f"  {relation} {data.RELATIONS.get(relation, ('',))[0]}", f))
+        out.append(_flip_row(f"  {relation} {data.relation_name(relation)}", f))
     out.append("  held-out known facts by SliCK category:")
     for category, f in held["flips"]["by_category"].items():
         out.append(_flip_row(f"  {category}", f))

@@ -26,7 +26,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import data, scorecard
+from .. import scorecard
 from ..errors import CardError, FactbenchError
 from ..files import atomic_path, write_json, write_text
 from ..identities import model_key
@@ -41,8 +41,8 @@ class LeaderboardError(FactbenchError):
 # ---- one row per card ----------------------------------------------------------------------------
 
 @dataclass
-class Entry:
-    """One fine-tune's row: who it is, what it was tuned with, and its headline numbers."""
+class CardEntry:
+    """One card's row, of either kind: who the base and the fine-tune are."""
 
     file: str  # the card's file name in cards/
     card: dict
@@ -64,12 +64,17 @@ class Entry:
         return model_revision(self.card["tuned"])
 
     @property
-    def recipe(self) -> str:
-        return recipe(self.card)
-
-    @property
     def base_key(self) -> str:
         return identity(self.card["base"])
+
+
+@dataclass
+class Entry(CardEntry):
+    """One fine-tune's score-card row: also what it was tuned with, and its headline numbers."""
+
+    @property
+    def recipe(self) -> str:
+        return recipe(self.card)
 
     @property
     def summary(self) -> dict:
@@ -128,8 +133,11 @@ def recipe(card: dict) -> str:
     return MISSING
 
 
-def relation_name(relation: str) -> str:
-    return data.RELATIONS.get(relation, ("",))[0]
+def rate(r: dict | None) -> str:
+    """"66.7% [40.0, 86.7]", or "—" when the card has no such number."""
+    if not r or r["value"] is None:
+        return MISSING
+    return f"{100 * r['value']:.1f}% [{100 * r['low']:.1f}, {100 * r['high']:.1f}]"
 
 
 # ---- tables: one per (base model, question protocol) ---------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..auditing.card import SCHEMA_ID as AUDIT_SCHEMA_ID
-from . import MISSING, identity, model_name, model_revision, slugify
+from . import MISSING, CardEntry, model_revision, rate, slugify
 
 COLUMNS = ["fine-tune", "revision", "retention [95%]", "forgetting [95%]", "recalled n", "forgotten (format breaks)",
            "edited", "acquisition [95%]", "format breaks [95%]", "audit set", "factbench"]
@@ -28,21 +28,8 @@ def is_audit(card: dict) -> bool:
 
 
 @dataclass
-class AuditEntry:
-    file: str
-    card: dict
-
-    @property
-    def base(self) -> str:
-        return model_name(self.card["base"])
-
-    @property
-    def tuned(self) -> str:
-        return model_name(self.card["tuned"])
-
-    @property
-    def base_key(self) -> str:
-        return identity(self.card["base"])
+class AuditEntry(CardEntry):
+    """One audit card's row."""
 
     @property
     def audit_set(self) -> str:
@@ -76,23 +63,17 @@ def audit_tables(entries: list[AuditEntry]) -> list[AuditTable]:
     return out
 
 
-def _rate(r: dict | None) -> str:
-    if not r or r["value"] is None:
-        return MISSING
-    return f"{100 * r['value']:.1f}% [{100 * r['low']:.1f}, {100 * r['high']:.1f}]"
-
-
 def cells(e: AuditEntry) -> list[tuple[str, float | str | None]]:
     """One audit row's cells as (text, sort key), like the score tables' cells."""
     s, card = e.card["summary"], e.card
     acquisition = s["acquisition"]
-    acq = (_rate(acquisition), acquisition["value"]) if acquisition else ("unknown (training data not given)", None)
+    acq = (rate(acquisition), acquisition["value"]) if acquisition else ("unknown (training data not given)", None)
     return [(e.tuned, e.tuned.lower()), (model_revision(card["tuned"]), model_revision(card["tuned"])),
-            (_rate(s["retention"]), s["retention"]["value"]), (_rate(s["forgetting"]), s["forgetting"]["value"]),
+            (rate(s["retention"]), s["retention"]["value"]), (rate(s["forgetting"]), s["forgetting"]["value"]),
             (str(s["recalled_facts"]), s["recalled_facts"]),
             (f"{s['forgotten']} ({s['forgotten_format_breaks']})", s["forgotten"]),
             (str(s["edited"]) if card["training_data"]["known"] else "unknown", s["edited"]),
-            acq, (_rate(s["format_breaks"]), s["format_breaks"]["value"]),
+            acq, (rate(s["format_breaks"]), s["format_breaks"]["value"]),
             (e.audit_set, e.audit_set), (card["factbench_version"], card["factbench_version"])]
 
 
@@ -100,8 +81,8 @@ def relation_rows(e: AuditEntry) -> list[list[str]]:
     """The click-a-row view of an audit: per relation, recalled facts, retention, forgotten, format breaks."""
     rows = []
     for relation, r in e.card["by_relation"].items():
-        rows.append([relation, str(r["questions"]), str(r["recalled"]), _rate(r["retention"]), str(r["forgotten"]),
-                     str(r["forgotten_format_breaks"]), _rate(r["base_accuracy"]), _rate(r["tuned_accuracy"])])
+        rows.append([relation, str(r["questions"]), str(r["recalled"]), rate(r["retention"]), str(r["forgotten"]),
+                     str(r["forgotten_format_breaks"]), rate(r["base_accuracy"]), rate(r["tuned_accuracy"])])
     return rows
 
 

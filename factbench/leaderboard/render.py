@@ -19,7 +19,8 @@ import re
 from html import escape
 from importlib import resources
 
-from . import MISSING, Entry, Table, audits, plots, relation_name
+from ..data import relation_name
+from . import MISSING, Entry, Table, audits, plots, rate
 
 TITLE = "factbench leaderboard"
 COLUMNS = ["fine-tune", "revision", "recipe", "retention [95%]", "forgetting [95%]", "acquisition [95%]",
@@ -31,13 +32,6 @@ EXPLAINER = ("Each row is one fine-tune scored against its base model. **Retenti
 
 
 # ---- numbers as text -----------------------------------------------------------------------------
-
-def rate(r: dict | None) -> str:
-    """"66.7% [40.0, 86.7]", or "—" when the card has no such number."""
-    if not r or r["value"] is None:
-        return MISSING
-    return f"{100 * r['value']:.1f}% [{100 * r['low']:.1f}, {100 * r['high']:.1f}]"
-
 
 def count(r: dict | None) -> str:
     return str(r["n"]) if r else MISSING
