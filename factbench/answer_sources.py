@@ -306,3 +306,23 @@ def answer_sets(engine: Engine, sets: dict[str, list[dict]], split: Split | None
         write_json(out / "summary.json", summary)
         echo(f"wrote samples_<task>.jsonl per set and summary.json into {out}")
     return summary
+
+
+def evaluate_sets(model: str, names=None, *, split_dir: Path | str | None = None, limit: int | None = None,
+                  relations: list[str] | None = None, out: Path | None = None, engine: str = "hf",
+                  revision: str | None = None, dtype: str = "auto", batch_size: int | None = None,
+                  echo: Callable[[str], None] = print) -> dict:
+    """`factbench eval --sets`: the factforget questions (default: every set) through factbench's own engine.
+
+    Validates the sets, the split and `out` before a model is loaded (`relations` must be empty:
+    each set fixes its questions), then answers as `answer_sets` does and returns its summary.
+    """
+    from .engines import make_engine
+
+    names = [question_sets.check_set(s) for s in (names or question_sets.SETS)]
+    if relations:
+        raise FactbenchError("--relations does not apply to --sets (each set fixes its questions)")
+    split, sets = find_sets(names, split_dir, limit)  # validate all before loading a model
+    asking.check_out_folder(out)
+    runner = make_engine(engine, model, revision=revision, dtype=dtype, batch_size=batch_size)
+    return answer_sets(runner, sets, split, out=out, echo=echo)

@@ -201,3 +201,15 @@ def stats(data_dir: Path | None = None) -> dict[str, Counter]:
 def relation_name(relation: str) -> str:
     """The relation's short name ("country" for P17), or "" for an unknown id."""
     return RELATIONS.get(relation, ("",))[0]
+
+
+def stats_table(stats: dict[str, Counter]) -> str:
+    """`stats()` as a text table: a row per relation (id, property, rows per split), then the totals."""
+    lines = [f"{'relation':<9}{'property':<28}{'train':>8}{'dev':>8}{'test':>8}"]
+    totals = {s: 0 for s in SPLITS}
+    for r, counts in stats.items():
+        lines.append(f"{r:<9}{RELATIONS[r][0][:27]:<28}" + "".join(f"{counts[s]:>8}" for s in SPLITS))
+        for s in SPLITS:
+            totals[s] += counts[s]
+    lines.append(f"{'total':<37}" + "".join(f"{totals[s]:>8}" for s in SPLITS))
+    return "\n".join(lines)

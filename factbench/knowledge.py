@@ -405,3 +405,28 @@ def load_profile(path: Path | str) -> Profile:
         raise DataError(f"{rows_path} does not match the checksum in its manifest (edited or corrupted)")
     rows = [json.loads(line) for line in raw.decode().splitlines()]
     return Profile(path, manifest, rows)
+
+
+def probe_model(model: str, out_dir: Path | str, *, relations: tuple[str, ...] | None = None, per_relation: int = 500,
+                pool_split: str = "train", pool_seed: int = 0, budget: str = DEFAULT_BUDGET,
+                exemplar_seed: int = prompts.DEFAULT_EXEMPLAR_SEED, guess_controls: int = 8,
+                guess_threshold: float = 0.2, engine: str = "hf", revision: str | None = None, dtype: str = "auto",
+                batch_size: int | None = None) -> Profile:
+    """`factbench probe`: profile a model spec on a pool of questions under a named budget (resumable).
+
+    Validates the budget, the pool and the guess settings before a model is loaded; returns the
+    finished profile read back from `out_dir`.
+    """
+    from .engines import make_engine
+
+    if budget not in BUDGETS:
+        raise FactbenchError(f"unknown budget {budget!r}; choose one of {', '.join(BUDGETS)}")
+    pool = Pool(relations=tuple(relations) if relations else Pool.relations, per_relation=per_relation,
+                split=pool_split, seed=pool_seed)
+    if per_relation < 1:
+        raise FactbenchError("--per-relation must be at least 1")
+    settings = ProbeSettings(budget=BUDGETS[budget], exemplar_seed=exemplar_seed,
+                             guess=GuessSettings(guess_controls, guess_threshold))
+    pool.facts()  # validate relations and split before loading a model
+    runner = make_engine(engine, model, revision=revision, dtype=dtype, batch_size=batch_size, progress=False)
+    return load_profile(probe(runner, pool, settings, out_dir))

@@ -234,3 +234,25 @@ def load_split(path: Path | str) -> Split:
             raise FactbenchError(f"{file} is missing or does not match its manifest checksum")
         sets[name] = [json.loads(line) for line in file.read_text().splitlines()]
     return Split(path, manifest, sets)
+
+
+def split_profile(profile: Path | str, out_dir: Path | str, **settings) -> dict:
+    """`factbench split`: load a profile folder ('bundled': SmolLM2-135M's) and draw a split into out_dir.
+
+    `settings` are `SplitSettings` fields; returns the split's manifest.
+    """
+    from .knowledge import bundled_profile_dir, load_profile
+
+    loaded = load_profile(bundled_profile_dir() if profile == "bundled" else profile)
+    settings["relations"] = tuple(settings["relations"]) if settings.get("relations") else None
+    return make_split(loaded, SplitSettings(**settings), out_dir)
+
+
+def kept_relations(manifest: dict) -> list[str]:
+    """The relations a split kept (enough known facts)."""
+    return [r for r, v in manifest["relations"].items() if v["kept"]]
+
+
+def set_sizes(manifest: dict) -> dict[str, int]:
+    """Facts per set (train, heldout, ood) of a split manifest."""
+    return {name: sum(sum(c.values()) for c in counts.values()) for name, counts in manifest["counts"].items()}

@@ -1,3 +1,4 @@
+import argparse
 import json
 import subprocess
 import sys
@@ -5,7 +6,19 @@ import sys
 import pytest
 from conftest import tiny_random_model
 
-from factbench.cli import main
+from factbench.cli import build_parser, main
+
+
+def _commands(parser, path=()):
+    """Every command line that names a (sub)command, e.g. ("data", "stats"), in the order --help lists them."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield (*path, name)
+                yield from _commands(sub, (*path, name))
+
+
+COMMANDS = list(_commands(build_parser()))
 
 
 def test_help_lists_every_subcommand(capsys):
@@ -15,6 +28,59 @@ def test_help_lists_every_subcommand(capsys):
     out = capsys.readouterr().out
     for cmd in ("demo", "data", "models", "eval"):
         assert f"    {cmd} " in out
+
+
+def test_the_commands_in_their_order():
+    top = [c[0] for c in COMMANDS if len(c) == 1]
+    assert top == ["demo", "data", "models", "eval", "probe", "split", "score", "audit", "compare", "leaderboard",
+                   "train", "interference", "overlap"]
+    assert {c for c in COMMANDS if len(c) == 2} == {("data", "stats"), ("models", "list"), ("models", "prepare"),
+                                                     ("leaderboard", "add"), ("leaderboard", "build")}
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_every_command_has_help_and_exits_0(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([*command, "--help"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: factbench {' '.join(command)} ")
+
+
+def test_every_leaf_command_has_a_handler():
+    parser = build_parser()
+    for command in COMMANDS:
+        p = parser
+        for name in command:
+            p = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction)).choices[name]
+        if not any(isinstance(a, argparse._SubParsersAction) for a in p._actions):
+            assert callable(p.get_default("func")), command
+
+
+def test_python_dash_m_factbench_cli_help():
+    out = subprocess.run([sys.executable, "-m", "factbench.cli", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    assert out.stdout.startswith("usage: factbench ") and "Every command exits with code 2" in out.stdout
+    out = subprocess.run([sys.executable, "-m", "factbench.cli", "train", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "torchrun --nproc_per_node 8 -m factbench.cli train" in out.stdout
+
+
+def test_no_command_is_a_usage_error_exit_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        main([])
+    assert e.value.code == 2
+    assert "the following arguments are required: COMMAND" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, example", [
+    (["score", "--base", "b", "--tuned", "t"], "card.json"),
+    (["audit", "--base", "b", "--tuned", "t"], "audit.json"),
+    (["compare", "a.json"], "comparison.json"),
+    (["overlap", "facts.jsonl"], "overlap.json"),
+])
+def test_out_that_is_a_folder_is_refused_before_any_work(argv, example, tmp_path, capsys):
+    assert main([*argv, "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (f"factbench: error: --out {tmp_path} is a folder; give a file name such as "
+                                       f"{example}\n")
 
 
 def test_installed_entry_point_runs():

@@ -1,0 +1,56 @@
+"""The `factbench` command: one module per command family, each adding its parser(s) and thin handler(s).
+
+A handler turns the parsed flags into one library call and prints what it returns.
+Flags several commands share (model and engine, statistics, the --out file check) live in
+`common`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import __version__
+from ..errors import FactbenchError
+from . import audit, compare, data, demo, evaluate, interference, knowledge, leaderboard, score, train
+from .common import formatter
+
+EPILOG = """\
+examples:
+  factbench demo                                   the whole loop, offline, on the bundled model
+  factbench data stats                             what EntityQuestions data is bundled
+  factbench eval --model smollm2-135m --split dev --limit 500 --out runs/smollm2-dev
+  factbench models prepare smollm2-135m            convert the bundled model once (cached)
+  factbench score --base runs/base --tuned runs/sft --out cards/sft.json
+  factbench compare cards/sft.json cards/selfdistill.json
+
+Every command exits with code 2 and one line of explanation on bad input.
+"""
+
+# In the order `factbench --help` lists them.
+COMMANDS = (demo, data, evaluate, knowledge, score, audit, compare, leaderboard, train, interference)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="factbench", formatter_class=formatter, epilog=EPILOG,
+        description="Did this fine-tune make the model forget facts it knew, and how many new facts did it learn?")
+    parser.add_argument("--version", action="version", version=f"factbench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for family in COMMANDS:
+        family.add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except FactbenchError as e:
+        print(f"factbench: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("factbench: interrupted", file=sys.stderr)
+        return 130
+    return 0
