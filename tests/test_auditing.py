@@ -209,3 +209,44 @@ def test_other_architectures_are_allowed_but_said(tmp_path):
                         {"model": {"source": "local", "name": str(tmp_path / "b")}}, notes, said.append)
     assert len(notes) == 2 and "different architectures (llama vs gpt2)" in notes[0]
     assert "different vocabularies (10 vs 20)" in notes[1] and said
+
+
+# ---- --profile: a SliCK profile of the base labels the questions it covers ---------------------
+
+def test_a_profile_with_samples_relabels_what_it_covers(sides, tmp_path):
+    from factbench import knowledge
+
+    # A profile of the base on the audit questions, with samples: the sampled rule gets some never-greedy
+    # facts right, so the profile can tell WeaklyKnown from Unknown where the audit's greedy pass cannot.
+    weak = {f.id for f in FACTS if f not in RECALLED}
+    weak = set(sorted(weak)[:6])
+    greedy = _rule({f.id for f in RECALLED})
+    sampled = _rule({f.id for f in RECALLED} | weak)
+    engine = Named("base-model", greedy)
+    engine.sampled_rule = sampled
+    settings = knowledge.ProbeSettings(budget=knowledge.Budget("smoke", 2, 2))
+    profile = knowledge.probe(engine, questions.pool(PRESET), settings, tmp_path / "profile")
+    card = audit(str(sides / "base"), str(sides / "tuned"), preset=PRESET, profile=profile, echo=quiet)
+    sources = card["knowledge_rule"]["labels_from"]
+    assert sources == {f"profile {profile}": len(FACTS)}
+    labels = set(card["by_category"])
+    assert "WeaklyKnown" in labels and "Unknown" in labels and "WeaklyKnown or Unknown (not sampled)" not in labels
+    assert card["by_category"]["WeaklyKnown"]["questions"] == len(weak)
+    assert card["summary"]["recalled_facts"] == len(RECALLED)  # the same greedy answers: the same recall
+
+
+def test_a_profile_of_other_weights_is_refused(sides, tmp_path):
+    from factbench import knowledge
+
+    profile = knowledge.probe(Named("base-model", _rule(set())), questions.pool(PRESET),
+                              knowledge.ProbeSettings(budget=knowledge.Budget("smoke", 2, 0)), tmp_path / "p")
+    manifest = json.loads((profile / "manifest.json").read_text())
+    manifest["model"] = {"content_sha256": "f" * 64}
+    (profile / "manifest.json").write_text(json.dumps(manifest))
+    base_dir = tmp_path / "hashed-base"
+    shutil.copytree(sides / "base", base_dir)
+    summary = json.loads((base_dir / "summary.json").read_text())
+    summary["engine"]["model"] = {"source": "local", "name": "x", "content_sha256": "a" * 64}
+    (base_dir / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(AuditError, match="was made for other weights"):
+        audit(str(base_dir), str(sides / "tuned"), preset=PRESET, profile=profile, echo=quiet)

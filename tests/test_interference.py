@@ -174,6 +174,10 @@ def test_interference_writes_table_json_plot_and_reuses_finished_conditions(tiny
     (["--layer", "7"], "layer 7 does not exist"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tiny_world, tmp_path, capsys, extra, message):
+    from factbench.toyworld import toy_split
+
+    toy_split("tiny")  # built once before: its first build loads the world (and says so on stderr)
+    capsys.readouterr()
     out = tmp_path / "probe"
     assert main([*BASE_ARGS, "--sizes", "4", *extra, "--out", str(out)]) == 2
     err = capsys.readouterr().err

@@ -45,7 +45,8 @@ def assert_same_answers(factbench_out, lm_eval_out, tasks) -> list[dict]:
 
 def test_random_model_same_prompts_completions_and_scores_in_every_set(random_model_dir, split_dir, tmp_path):
     tasks = [question_sets.task_name(s) for s in question_sets.SETS]
-    run_lm_eval(random_model_dir, ["factforget"], tmp_path / "lm_eval", LIMIT, {"split": str(split_dir)})
+    run_lm_eval(random_model_dir, ["factforget_split", "factforget_pool"], tmp_path / "lm_eval", LIMIT,
+                {"split": str(split_dir)})
     assert main(["eval", "--model", str(random_model_dir), "--dtype", "float32", "--split-dir", str(split_dir),
                  "--limit", str(LIMIT), "--out", str(tmp_path / "factbench")]) == 0
     compared = assert_same_answers(tmp_path / "factbench", tmp_path / "lm_eval", tasks)

@@ -115,5 +115,8 @@ def docs(name: str = DEFAULT_PRESET, prompts: int | None = None) -> list[dict]:
 
 def doc(fact: Fact, prompt_index: int, preset_name: str) -> dict:
     """`id` is the fact id and `prompt_index` the prompt: together the key both answer sources join on."""
+    # `trained_on` (the training file's sha256 on training questions) is in every doc: lm-eval's dataset
+    # takes its columns from the first row, and would drop a key only later rows have.
     return {"id": fact.id, "prompt_index": prompt_index, "relation": fact.relation, "subject": fact.subject,
-            "question": fact.question, "answers": list(fact.answers), "audit": f"{AUDIT_VERSION}/{preset_name}"}
+            "question": fact.question, "answers": list(fact.answers), "audit": f"{AUDIT_VERSION}/{preset_name}",
+            "trained_on": None}

@@ -49,6 +49,8 @@ def add(sub) -> None:
     p.add_argument("--out", type=Path, metavar="CARD.json", help="write the audit card (JSON) here")
     g = add_base_tuned_model_args(p)
     g.add_argument("--save-answers", type=Path, metavar="DIR", help="keep the fine-tune's answers in DIR (an answers folder)")
+    g.add_argument("--no-base-cache", action="store_true",
+                   help="ask the base again even if its audit answers are bundled or cached (the new ones are cached)")
     add_statistics_args(p.add_argument_group("statistics"))
     p.set_defaults(func=audit)
 
@@ -59,9 +61,10 @@ def audit(args) -> None:
     from ..files import write_json
 
     check_out_file(args.out, "audit.json")
-    card = audit_fine_tune(args.base, args.tuned, preset=args.preset, trained_on_file=args.trained_on, profile=args.profile,
-                 base_revision=args.base_revision, tuned_revision=args.tuned_revision, save_answers=args.save_answers,
-                 boot=bootstrap_of(args), **engine_args(args))
+    card = audit_fine_tune(args.base, args.tuned, preset=args.preset, trained_on_file=args.trained_on,
+                           profile=args.profile, base_revision=args.base_revision, tuned_revision=args.tuned_revision,
+                           save_answers=args.save_answers, base_cache=not args.no_base_cache, boot=bootstrap_of(args),
+                           **engine_args(args))
     print(render.render(card))
     if args.out:
         write_json(args.out, dict(card))

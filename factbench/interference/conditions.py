@@ -92,10 +92,10 @@ def run(exp: Experiment, out: Path | str, echo: Callable[[str], None] = print) -
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise FactbenchError(f"--out {out} is a file; give a folder")
+    for recipe in exp.recipes:  # every recipe's settings must be valid before anything runs (even a split build)
+        load_config(exp.config_name, recipe_settings(exp, recipe, out / "facts", out / "runs" / "check"))
     split = base_split(exp.model, exp.split)
     known = known_rows(split, exp.heldout_limit, exp.seed)
-    for recipe in exp.recipes:  # every recipe's settings must be valid before anything runs
-        load_config(exp.config_name, recipe_settings(exp, recipe, out / "facts", out / "runs" / "check"))
     # Tokenizer, config and identity first: the base weights are read only if something is left to measure.
     base_model = models.load(exp.model, weights=False)
     representations.check_layer(base_model.config, exp.layer)
