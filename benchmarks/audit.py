@@ -47,12 +47,14 @@ def main() -> None:
     parser.add_argument("--lmeval-runs", type=int, default=2)
     parser.add_argument("--uncached-runs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--keep", type=Path, help="keep the cards and the last lm-eval log of the fine-tune here")
     args = parser.parse_args()
 
     from factbench import models, tasks_dir
 
     smol = str(models.smollm2_folder())
-    work = Path(tempfile.mkdtemp(prefix="audit-bench-"))
+    work = args.keep or Path(tempfile.mkdtemp(prefix="audit-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
     audit = [str(BIN / "factbench"), "audit", "--base", "smollm2-135m", "--tuned", args.tuned,
              "--batch-size", str(args.batch_size), "--out", str(work / "card.json")]
     times: dict[str, list[float]] = {"cached": [], "uncached": [], "lm-eval": []}
@@ -60,7 +62,8 @@ def main() -> None:
         if i < args.runs:
             times["cached"].append(timed(audit))
         if i < args.lmeval_runs:
-            out = work / f"lmeval-{i}"
+            out = work / "lmeval-tuned"
+            shutil.rmtree(out, ignore_errors=True)
             lm_eval = [str(BIN / "lm_eval"), "--model", "hf", "--model_args", f"pretrained={args.tuned},dtype=float32",
                        "--tasks", "factforget_audit", "--include_path", str(tasks_dir()), "--metadata",
                        '{"prompts": 1}', "--device", "cpu", "--batch_size", str(args.batch_size), "--log_samples",
@@ -70,12 +73,20 @@ def main() -> None:
             timed([str(BIN / "factbench"), "audit", "--base", args.lmeval_base, "--tuned", str(out),
                    "--out", str(work / "card-lmeval.json")])
             times["lm-eval"].append(time.perf_counter() - started)
-            shutil.rmtree(out)
         if i < args.uncached_runs:
             cache = work / f"cache-{i}"
             env = os.environ | {"FACTBENCH_CACHE": str(cache)}
             shutil.copytree(Path(smol).parent, cache / "models")  # the converted SmolLM2, no audit answers
-            times["uncached"].append(timed([*audit, "--no-base-cache"], env))
+            uncached = [*audit[:-1], str(work / "card-uncached.json"), "--no-base-cache"]
+            times["uncached"].append(timed(uncached, env))
+            # The base answers asked now must be the bundled ones: same weights, engine, dtype, preset.
+            (fresh,) = (cache / "audit-base").glob("*/profile.jsonl")
+            from factbench import knowledge
+            from factbench.auditing import base
+
+            bundled = knowledge.load_profile(base.BUNDLED_DIR / "smollm2-135m-small").rows
+            same = knowledge.load_profile(fresh.parent).rows == bundled
+            print(f"base answers asked now {'equal' if same else 'DIFFER FROM'} the bundled ones")
             shutil.rmtree(cache)
     cached = statistics.median(times["cached"])
     print("| audit of one fine-tune, small preset | median s | runs (s) | vs factbench cached |")
