@@ -32,6 +32,7 @@ from ..files import atomic_path, write_json, write_text
 from ..identities import model_key
 
 MISSING = "—"
+GENERIC_FOLDERS = {"model", "models", "final", "best", "output", "checkpoint"}
 
 
 class LeaderboardError(FactbenchError):
@@ -95,7 +96,10 @@ def model_name(side: dict) -> str:
     model = side.get("model") or {}
     name = model.get("name") or side.get("label") or MISSING
     if model.get("source") == "local":
-        name = Path(name).name or name
+        path = Path(name)
+        # A folder named only "model" (a run's usual layout) says nothing: keep the run's name with it.
+        name = f"{path.parent.name}/{path.name}" if path.name in GENERIC_FOLDERS and path.parent.name else (
+            path.name or name)
     return str(name)
 
 

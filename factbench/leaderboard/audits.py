@@ -14,13 +14,16 @@ from ..auditing.card import SCHEMA_ID as AUDIT_SCHEMA_ID
 from . import MISSING, CardEntry, model_revision, rate, slugify
 
 COLUMNS = ["fine-tune", "revision", "retention [95%]", "forgetting [95%]", "recalled n", "forgotten (format breaks)",
-           "edited", "acquisition [95%]", "format breaks [95%]", "audit set", "factbench"]
+           "base-right kept [95%]", "base-right n", "edited", "acquisition [95%]", "format breaks [95%]", "audit set",
+           "factbench"]
 EXPLAINER = ("Audits (`factbench audit`, no split): each row is one fine-tune asked the fixed audit questions "
              "(EntityQuestions test split, every relation). **Retention**: share of the facts its base recalls "
              "(right under every prompt, not guessable) that the fine-tune still answers right; **forgotten "
              "(format breaks)**: of those it got wrong, how many answers were not answer-shaped; **edited**: audit "
-             "facts whose subject is in the training data, left out of retention. **Acquisition** only when the "
-             "training data was given (`--trained-on`); otherwise unknown.")
+             "facts whose subject is in the training data, left out of retention; **base-right kept**: the share "
+             "of every fact the base answered right under prompt 0 (recalled or guessed: more facts, a weaker "
+             "label) that the fine-tune still answers right. **Acquisition** only when the training data was "
+             "given (`--trained-on`); otherwise unknown.")
 
 
 def is_audit(card: dict) -> bool:
@@ -72,6 +75,8 @@ def cells(e: AuditEntry) -> list[tuple[str, float | str | None]]:
             (rate(s["retention"]), s["retention"]["value"]), (rate(s["forgetting"]), s["forgetting"]["value"]),
             (str(s["recalled_facts"]), s["recalled_facts"]),
             (f"{s['forgotten']} ({s['forgotten_format_breaks']})", s["forgotten"]),
+            (rate(s.get("retained_of_base_right")), (s.get("retained_of_base_right") or {}).get("value")),
+            (str((s.get("retained_of_base_right") or {}).get("n", MISSING)), (s.get("retained_of_base_right") or {}).get("n")),
             (str(s["edited"]) if card["training_data"]["known"] else "unknown", s["edited"]),
             acq, (rate(s["format_breaks"]), s["format_breaks"]["value"]),
             (e.audit_set, e.audit_set), (card["factbench_version"], card["factbench_version"])]
@@ -91,7 +96,7 @@ RELATION_HEADERS = ["relation", "questions", "recalled by base", "retention [95%
 
 
 def csv_rows(tables: list[AuditTable], commit: str | None) -> tuple[list[str], list[dict]]:
-    rates = ("retention", "forgetting", "acquisition", "format_breaks")
+    rates = ("retention", "forgetting", "retained_of_base_right", "acquisition", "format_breaks")
     fields = (["base", "base_revision", "fine_tune", "fine_tune_revision", "audit_version", "audit_preset",
                "recalled", "forgotten", "forgotten_format_breaks", "edited", "training_data_known"]
               + [f"{r}{part}" for r in rates for part in ("", "_low", "_high", "_n")]
@@ -108,7 +113,7 @@ def csv_rows(tables: list[AuditTable], commit: str | None) -> tuple[list[str], l
                    "factbench_version": card["factbench_version"], "built_at_commit": commit or "",
                    "protocol_hash": card["protocol_hash"], "card": f"cards/{e.file}"}
             for r in rates:
-                value = s[r] or {}
+                value = s.get(r) or {}
                 for part, key in (("", "value"), ("_low", "low"), ("_high", "high"), ("_n", "n")):
                     row[r + part] = value.get(key, "")
             rows.append(row)
