@@ -144,6 +144,7 @@ def audit(base_side: str, tuned_side: str, *, preset: str = DEFAULT_PRESET, trai
                        tuned=tuned_read, knowledge_rule=rule, training=training,
                        edited=trained_on.edited(questions.facts(preset), training) if training else set(),
                        acquisition=acquisition, boot=boot, notes=notes)
+    card.validate(built)
     return AuditCard(built)
 
 
