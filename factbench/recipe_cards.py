@@ -1,16 +1,84 @@
-"""Reading the recipe card (`recipe_card.json`) that `factbench train` leaves beside a checkpoint.
+"""The recipe card (`recipe_card.json`): what a checkpoint is, written by `factbench train`, read by scoring.
 
-Plain JSON, no training code: a score card names how its fine-tune was made from this alone.
-The card's writer is `factbench.recipes.card`; the two should sit together.
+Enough to rerun the fine-tune and to refuse mismatched scoring. `build` / `write` are the recipes'
+side (written last into the output folder, so a folder holding a recipe card is a finished run);
+`describe` / `read_recipe_card` / `trained_on_split` are what a score card learns from it. Writer and
+reader sit together so their field names cannot drift apart; the module imports no training code
+(torch only inside `build`), so reading cards needs none.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import platform
+import time
 from pathlib import Path
 
+from . import __version__
+from .files import write_json
+
 RECIPE_CARD = "recipe_card.json"
+CARD_SCHEMA = 1
+
+
+# ---- writing (the recipes) -----------------------------------------------------------------------
+
+def split_identity(split) -> dict:
+    from . import splits
+
+    return {
+        "path": str(split.path),
+        "manifest_sha256": splits.manifest_sha256(split),
+        "protocol_hash": split.manifest.get("protocol_hash"),
+        "files": split.manifest.get("files", {}),  # sha256 of train / heldout / ood, verified on load
+        "profile": split.manifest.get("profile"),
+    }
+
+
+def versions() -> dict:
+    import accelerate
+    import torch
+    import transformers
+
+    return {"factbench": __version__, "transformers": transformers.__version__, "torch": torch.__version__,
+            "accelerate": accelerate.__version__, "python": platform.python_version()}
+
+
+def build(run, *, stages: list[dict], training_log: list[dict], wall_seconds: float, extra: dict | None = None) -> dict:
+    return {
+        "schema": CARD_SCHEMA,
+        "kind": "factbench recipe card",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "recipe": run.recipe,
+        "config": run.config.to_dict(),
+        "seed": run.config.seed,
+        "base_model": run.identity,
+        "split": split_identity(run.split),
+        "trainable": run.trainable,
+        "stages": stages,
+        "training_log": "training_log.jsonl" if training_log else None,
+        "final": training_log[-1] if training_log else None,
+        "versions": versions(),
+        "device": _device(),
+        "wall_seconds": round(wall_seconds, 2),
+        **(extra or {}),
+    }
+
+
+def write(card: dict, out_dir) -> None:
+    write_json(Path(out_dir) / RECIPE_CARD, card)
+
+
+def _device() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return f"{torch.cuda.device_count()}x {torch.cuda.get_device_name(0)}"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+# ---- reading (score cards) -----------------------------------------------------------------------
 SETTINGS = ("learning_rate", "num_train_epochs", "per_device_train_batch_size", "loss_on", "answer_end", "seed")
 SELFDISTILL_SETTINGS = ("distill_lambda", "distill_tau", "teacher", "kl_on", "teacher_cache")
 

@@ -42,3 +42,23 @@ def test_trained_on_split_needs_a_recipe_card_naming_the_split():
     assert trained_on_split(recipe, files)["trained_on_split"] is True
     other = trained_on_split(recipe | {"split_files": {"train.jsonl": "c" * 64}}, files)
     assert other["trained_on_split"] is False and "another training split" in other["evidence"]
+
+
+def test_what_the_recipes_write_is_what_score_cards_read(tmp_path, monkeypatch):
+    """Writer and reader of the recipe card in one module: a built card round-trips through describe."""
+    from types import SimpleNamespace
+
+    config = SimpleNamespace(seed=5, to_dict=lambda: {"distill_lambda": 1.0, "distill_tau": 0.5, "kl_on": "answer",
+                                                      "learning_rate": 5e-5, "seed": 5})
+    split = SimpleNamespace(path=tmp_path, manifest={"protocol_hash": "p", "files": {"train.jsonl": "a" * 64}})
+    run = SimpleNamespace(recipe="selfdistill", config=config, identity={"name": "base"}, split=split,
+                          trainable={"trainable": "all"})
+    from factbench import splits
+
+    monkeypatch.setattr(splits, "manifest_sha256", lambda s: "m" * 64)  # the fake split has no manifest file
+    built = recipe_cards.build(run, stages=[], training_log=[{"epoch": 1, "heldout_accuracy": 0.9}], wall_seconds=1.0)
+    recipe_cards.write(built, tmp_path)
+    read = recipe_cards.read_recipe_card(tmp_path)
+    assert read["label"] == "selfdistill (λ=1, τ=0.5, KL on answer tokens)" and read["settings"]["seed"] == 5
+    assert read["split_files"] == {"train.jsonl": "a" * 64}
+    assert recipe_cards.trained_on_split(read, {"train.jsonl": "a" * 64})["trained_on_split"] is True

@@ -19,7 +19,7 @@ the split and the base model into a `Run`; the recipe's own file (table above) p
 examples (examples.py: rows, encoding, packing, collator), its trainable parameters
 (parameters.py) and its loss (losses.py for the arithmetic), and trains with the shared loop
 (trainer.py, per-epoch evaluation in callbacks.py); runner.py then saves the model and writes the
-recipe card (card.py). The table of recipes is `runner.RECIPES`.
+recipe card (factbench/recipe_cards.py, beside its reader). The table of recipes is `runner.RECIPES`.
 
 Each run writes into `output_dir`: the model and tokenizer (a normal Hugging Face folder),
 `training_log.jsonl` (one evaluation row per epoch) and, last, `recipe_card.json`.

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import models
+from .. import models, recipe_cards
 from ..errors import FactbenchError
-from . import card, freeze, known_only, l2anchor, selfdistill, sft
+from . import freeze, known_only, l2anchor, selfdistill, sft
 from .config import RecipeConfig, load_config
 from .examples import check_tokenizer, find_training_split, training_rows
 from .trainer import RecipeOutput, Run
@@ -76,8 +76,8 @@ def train(recipe: str, config: RecipeConfig | dict | str | Path, overrides: list
     trainer = output.trainer
     if config.save_model:
         trainer.save_model(str(out_dir))  # model + tokenizer, gathered from FSDP/DeepSpeed shards if any
-    result_card = card.build(run, stages=output.stages, training_log=output.log,
+    result_card = recipe_cards.build(run, stages=output.stages, training_log=output.log,
                              wall_seconds=time.perf_counter() - started, extra=output.extra)
     if trainer.is_world_process_zero():
-        card.write(result_card, out_dir)
+        recipe_cards.write(result_card, out_dir)
     return TrainResult(out_dir, result_card, output.log)
