@@ -59,7 +59,7 @@ def check_side(side: Answers, split: Split) -> None:
             if answer["prompt_hash"] != _prompt_hash(fact):
                 raise ScoreError(f"the {side.role} answers' prompt for {fact.id} is not the prompt this factbench "
                                  "asks (another prompt version, exemplar seed or number of shots)")
-            _check_grade(side.role, fact.id, answer, fact.answers)
+            check_grade(side.role, fact.id, answer, fact.answers)
 
 
 def _prompt_hash(fact) -> str:
@@ -109,10 +109,11 @@ def check_answers(base: Answers, tuned: Answers, split: Split) -> dict[str, str]
     return status
 
 
-def _check_grade(role: str, fid: str, got: dict, gold) -> None:
+def check_grade(role: str, fid: str, got: dict, gold, error: type[Exception] = ScoreError) -> None:
+    """The logged grades are what this factbench's matching gives the logged completion (score and audit)."""
     em, contains = matching.exact_match(got["completion"], gold), matching.contains(got["completion"], gold)
     if (em, contains) != (got["em"], got["contains"]):
-        raise ScoreError(f"the {role} answer to {fid} ({got['completion']!r}) was graded em={got['em']:d} "
+        raise error(f"the {role} answer to {fid} ({got['completion']!r}) was graded em={got['em']:d} "
                          f"contains={got['contains']:d}, but this factbench grades it em={em:d} "
                          f"contains={contains:d} (matching rule {matching.MATCHING_VERSION}): graded under "
                          "another matching rule, or edited")

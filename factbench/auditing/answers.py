@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__, data, matching, prompts, sample_logs
+from ..consistency import check_decoding, check_grade
 from ..errors import FactbenchError
 from ..files import write_json, write_jsonl
 from ..protocol import generation_kwargs, generation_params, protocol_hash, question_protocol
@@ -161,8 +162,6 @@ def read(folder: Path | str, role: str, preset: str | None = None, training=None
     if len(decodings) != 1:
         raise AuditError(f"{path} mixes {len(decodings)} different decodings")
     decoding = json.loads(decodings.pop())
-    from ..consistency import check_decoding
-
     check_decoding(decoding, f"{role} answers {path.name}")
     notes = []
     if trained_files and (training is None or trained_files != {training.sha256}):
@@ -191,11 +190,7 @@ def _check_rows(by_key: dict, preset: str, role: str, path: Path, training) -> N
         if got["prompt_hash"] != hashlib.sha256(prompt_of(doc).encode()).hexdigest():
             raise AuditError(f"the {role} answers' prompt {p} for {fid} is not the prompt this factbench asks "
                              "(another prompt version, exemplar seed or number of shots)")
-        em, contains = matching.exact_match(got["completion"], gold), matching.contains(got["completion"], gold)
-        if (em, contains) != (got["em"], got["contains"]):
-            raise AuditError(f"the {role} answer to {fid} ({got['completion']!r}) was graded em={got['em']:d} "
-                             f"contains={got['contains']:d}, but this factbench grades it em={em:d} "
-                             f"contains={contains:d} (matching rule {matching.MATCHING_VERSION})")
+        check_grade(role, fid, got, gold, AuditError)
 
 
 def check_complete(side: AuditAnswers, prompts_needed: int) -> None:
