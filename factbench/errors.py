@@ -24,3 +24,11 @@ class ScoreError(FactbenchError):
 
 class CardError(FactbenchError):
     """A score card or audit card that is unreadable, invalid or inconsistent."""
+
+
+class WriteError(FactbenchError):
+    """An output that cannot be written (no space, read-only, permission); nothing half-written is left."""
+
+
+class BusyError(FactbenchError):
+    """An output folder another factbench process is writing right now."""

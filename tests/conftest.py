@@ -167,3 +167,36 @@ def flip_counts(card, name):
 
     f = card["sets"][name]["flips"]["all"]
     return tuple(f[k]["count"] for k in FLIPS)
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A folder on a filesystem with (almost) no free space: a 64 KiB tmpfs where the tests run as
+    root and may mount; otherwise a read-only folder (chmod 555), which fails writes the same way
+    as far as factbench is concerned (an OSError it must turn into one line, leaving nothing)."""
+    import subprocess
+
+    folder = tmp_path / "full"
+    folder.mkdir()
+    mounted = os.geteuid() == 0 and subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], capture_output=True).returncode == 0
+    if not mounted:
+        folder.chmod(0o555)
+    yield folder
+    if mounted:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+    else:
+        folder.chmod(0o755)
+
+
+def fill(folder):
+    """Fill a `full_disk` folder until the next write fails: returns the filler file's path."""
+    filler = folder / "filler"
+    try:
+        with open(filler, "wb") as f:
+            while True:
+                f.write(b"\0" * 4096)
+                f.flush()
+    except OSError:
+        pass
+    return filler

@@ -50,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     except FactbenchError as e:
         print(f"factbench: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        # The last resort for a write or read the code did not route through files.py: still one line.
+        where = f" {e.filename}" if e.filename else ""
+        print(f"factbench: error:{where}: {e.strerror or e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("factbench: interrupted", file=sys.stderr)
         return 130
