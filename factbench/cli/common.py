@@ -15,6 +15,36 @@ def formatter(prog):
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (a batch size, a sample size, a count)."""
+    return _number(text, int, lambda v: v >= 1, "a whole number of at least 1")
+
+
+def count(text: str) -> int:
+    """An argparse type: a whole number of at least 0 (0 meaning none)."""
+    return _number(text, int, lambda v: v >= 0, "a whole number of at least 0")
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a number above 0 (epochs, a learning rate)."""
+    return _number(text, float, lambda v: v > 0, "a number above 0")
+
+
+def fraction(text: str) -> float:
+    """An argparse type: a number from 0 to 1."""
+    return _number(text, float, lambda v: 0 <= v <= 1, "a number from 0 to 1")
+
+
+def _number(text, kind, ok, wanted):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {wanted}") from None
+    if value != value or not ok(value):  # value != value: NaN
+        raise argparse.ArgumentTypeError(f"{text!r} is not {wanted}")
+    return value
+
+
 def add_model_engine_args(group, *, model: bool = True) -> None:
     """Add the model and engine flags to a parser or argument group.
 
@@ -26,7 +56,7 @@ def add_model_engine_args(group, *, model: bool = True) -> None:
         group.add_argument("--revision", help="hub revision (branch, tag or commit)")
     group.add_argument("--engine", default="hf", choices=["hf", "vllm"], help="hf (CPU/GPU, default) or vllm (GPU)")
     group.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16")
-    group.add_argument("--batch-size", type=int, help="hf engine batch size (default: 32)")
+    group.add_argument("--batch-size", type=positive_int, help="hf engine batch size (default: 32)")
 
 
 def engine_args(args) -> dict:
@@ -49,7 +79,7 @@ def add_base_tuned_model_args(parser):
 
 def add_statistics_args(group) -> None:
     """Add --resamples and --seed (the bootstrap behind every interval) to a parser or argument group."""
-    group.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default: 2000)")
+    group.add_argument("--resamples", type=positive_int, default=2000, help="bootstrap resamples (default: 2000)")
     group.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import add_model_engine_args, engine_args, formatter
+from .common import add_model_engine_args, engine_args, formatter, positive_int
 
 
 def add(sub) -> None:
@@ -20,7 +20,7 @@ def add(sub) -> None:
     q = p.add_argument_group("questions")
     q.add_argument("--split", default="dev", help="train, dev or test (default: dev)")
     q.add_argument("--relations", nargs="+", metavar="P", help="relation ids, e.g. P17 P36 (default: all 24)")
-    q.add_argument("--limit", type=int, help="answer a seeded sample of this many questions")
+    q.add_argument("--limit", type=positive_int, help="answer a seeded sample of this many questions")
     q.add_argument("--seed", type=int, default=0, help="seed of that sample (default: 0)")
     q.add_argument("--out", type=Path, help="write samples.jsonl and summary.json into this folder")
     g = p.add_argument_group(

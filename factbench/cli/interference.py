@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import MODEL_HELP, check_out_file, formatter
+from .common import MODEL_HELP, check_out_file, formatter, fraction, positive_float, positive_int
 
 
 def add_interference(sub) -> None:
@@ -39,20 +39,20 @@ def add_interference(sub) -> None:
     g.add_argument("--relation", default="P17", metavar="P", help="relation of the synthetic facts (default: P17)")
     g.add_argument("--keys", nargs="+", default=["namelike", "uuid"], metavar="KIND",
                    help="namelike (recombined words of real subjects) and/or uuid (default: both)")
-    g.add_argument("--sizes", nargs="+", type=int, default=[100, 300], metavar="N",
+    g.add_argument("--sizes", nargs="+", type=positive_int, default=[100, 300], metavar="N",
                    help="numbers of synthetic facts to train on (default: 100 300)")
     g.add_argument("--seed", type=int, default=0, help="seed of the facts, the sample and training (default: 0)")
     g = p.add_argument_group("training (factbench train's recipes)")
     g.add_argument("--recipe", nargs="+", default=["sft"], metavar="R",
                    help="sft (default), selfdistill, freeze, l2anchor; several compare them")
     g.add_argument("--config", metavar="CONFIG", help="recipe config (default: toy for toy worlds, else smollm2_demo)")
-    g.add_argument("--epochs", type=float, help="num_train_epochs (default: the config's)")
-    g.add_argument("--lr", type=float, help="learning_rate (default: the config's)")
-    g.add_argument("--batch-size", type=int, help="per_device_train_batch_size (default: the config's)")
+    g.add_argument("--epochs", type=positive_float, help="num_train_epochs (default: the config's)")
+    g.add_argument("--lr", type=positive_float, help="learning_rate (default: the config's)")
+    g.add_argument("--batch-size", type=positive_int, help="per_device_train_batch_size (default: the config's)")
     g.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="any other recipe setting")
     g = p.add_argument_group("measuring")
-    g.add_argument("--heldout", type=int, metavar="N", help="measure a seeded sample of N known facts (default: all)")
-    g.add_argument("--new-limit", type=int, default=200, metavar="N",
+    g.add_argument("--heldout", type=positive_int, metavar="N", help="measure a seeded sample of N known facts (default: all)")
+    g.add_argument("--new-limit", type=positive_int, default=200, metavar="N",
                    help="ask up to N of the trained synthetic facts, for 'learned' (default: 200)")
     g.add_argument("--layer", type=int, help="hidden-state layer of the drift (default: the middle block)")
     g.add_argument("--dtype", default="auto", help="answering dtype: auto (fp32 on CPU), float32, bfloat16")
@@ -83,9 +83,9 @@ def add_overlap(sub) -> None:
     p.add_argument("--model", default="smollm2-135m", help=MODEL_HELP)
     p.add_argument("--split", metavar="DIR", help="split whose known facts stand for what the model knows (default: "
                                                   "the bundled SmolLM2 split, or a toy world's own)")
-    p.add_argument("--limit", type=int, default=500, help="check a seeded sample of this many rows (default: 500)")
+    p.add_argument("--limit", type=positive_int, default=500, help="check a seeded sample of this many rows (default: 500)")
     p.add_argument("--layer", type=int, help="hidden-state layer (default: the middle block)")
-    p.add_argument("--warn-at", type=float, default=0.5, help="overlap score that warns (default: 0.5)")
+    p.add_argument("--warn-at", type=fraction, default=0.5, help="overlap score that warns (default: 0.5)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample and the reference keys (default: 0)")
     p.add_argument("--out", type=Path, metavar="FILE.json", help="also write the report as JSON")
     p.set_defaults(func=check_overlap)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import add_model_engine_args, engine_args, formatter
+from .common import add_model_engine_args, count, engine_args, formatter, fraction, positive_int
 
 
 def _budgets():
@@ -27,14 +27,14 @@ def add_probe(sub) -> None:
     g = p.add_argument_group("pool and budget")
     g.add_argument("--relations", nargs="+", metavar="P",
                    help="relations to probe (default: Gekhman's 12 in-distribution + 7 OOD relations)")
-    g.add_argument("--per-relation", type=int, default=500, help="questions per relation (default: 500)")
+    g.add_argument("--per-relation", type=positive_int, default=500, help="questions per relation (default: 500)")
     g.add_argument("--pool-split", default="train", help="EntityQuestions split to draw them from (default: train)")
     g.add_argument("--pool-seed", type=int, default=0, help="seed of the question sample (default: 0)")
     g.add_argument("--budget", default="gekhman", help="gekhman (default), lite or smoke; see below")
     g.add_argument("--exemplar-seed", type=int, default=0, help="seed of the few-shot exemplars (default: 0)")
-    g.add_argument("--guess-threshold", type=float, default=0.2,
+    g.add_argument("--guess-threshold", type=fraction, default=0.2,
                    help="subject-blind control hit rate that makes a right answer guessable (default: 0.2)")
-    g.add_argument("--guess-controls", type=int, default=8, help="control subjects per question (default: 8)")
+    g.add_argument("--guess-controls", type=positive_int, default=8, help="control subjects per question (default: 8)")
     p.add_argument("--out", type=Path, required=True, help="profile folder to write (or resume)")
     p.set_defaults(func=probe)
 
@@ -51,14 +51,14 @@ def add_split(sub) -> None:
     p.add_argument("--profile", required=True, help="profile folder, or 'bundled' for SmolLM2-135M's")
     p.add_argument("--out", type=Path, required=True, help="split folder to write (must not exist)")
     g = p.add_argument_group("sizes")
-    g.add_argument("--known", type=int, default=8000, help="known training facts (default: 8000)")
-    g.add_argument("--unknown", type=int, default=8000, help="Unknown training facts (default: 8000)")
-    g.add_argument("--heldout", type=int, default=1000, help="held-out known facts (default: 1000)")
-    g.add_argument("--ood", type=int, default=500, help="out-of-distribution known facts (default: 500; 0 = none)")
+    g.add_argument("--known", type=count, default=8000, help="known training facts (default: 8000)")
+    g.add_argument("--unknown", type=count, default=8000, help="Unknown training facts (default: 8000)")
+    g.add_argument("--heldout", type=count, default=1000, help="held-out known facts (default: 1000)")
+    g.add_argument("--ood", type=count, default=500, help="out-of-distribution known facts (default: 500; 0 = none)")
     g = p.add_argument_group("selection")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--relations", nargs="+", metavar="P", help="default: the profile's in-distribution relations")
-    g.add_argument("--min-known-share", type=float, default=0.3,
+    g.add_argument("--min-known-share", type=fraction, default=0.3,
                    help="keep relations with at least this share of known facts (default: 0.3)")
     g.add_argument("--include-guessable", action="store_true",
                    help="count guessable HighlyKnown facts as known (default: excluded)")

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import add_base_tuned_model_args, add_statistics_args, bootstrap_of, check_out_file, engine_args, formatter
+from .common import (
+    add_base_tuned_model_args,
+    add_statistics_args,
+    bootstrap_of,
+    check_out_file,
+    engine_args,
+    formatter,
+    positive_int,
+)
 
 
 def add(sub) -> None:
@@ -29,7 +37,7 @@ def add(sub) -> None:
     p.add_argument("--training-log", type=Path, metavar="FILE",
                    help="per-epoch JSONL with epoch and heldout_accuracy: adds peak-relative forgetting")
     g = add_base_tuned_model_args(p)
-    g.add_argument("--limit", type=int,
+    g.add_argument("--limit", type=positive_int,
                    help="answer only the first N questions of each set (a model scored against an answers folder "
                         "is asked only the questions that folder answered, without this)")
     g.add_argument("--save-answers", type=Path, metavar="DIR",
