@@ -94,17 +94,22 @@ def test_installed_entry_point_runs():
     (["eval", "--model", "."], "is not a model folder"),
     (["eval", "--relations", "P0"], "unknown relation"),
     (["eval", "--split", "validation"], "unknown split"),
-    (["eval", "--limit", "0"], "--limit must be at least 1"),
+    (["eval", "--limit", "0"], "--limit: '0' is not a whole number of at least 1"),
     (["probe", "--budget", "huge"], "unknown budget 'huge'"),
     (["probe", "--relations", "P1"], "unknown relation"),
-    (["probe", "--per-relation", "0"], "--per-relation must be at least 1"),
+    (["probe", "--per-relation", "0"], "--per-relation: '0' is not a whole number of at least 1"),
     (["probe", "--model", "nope"], "unknown model"),
     (["split", "--profile", "missing-profile"], "profile missing-profile does not exist"),
-    (["split", "--profile", ".", "--known", "-1"], "not a finished profile"),
+    (["split", "--profile", ".", "--known", "-1"], "--known: '-1' is not a whole number of at least 0"),
+    (["split", "--profile", "."], "not a finished profile"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(argv, message, capsys, tmp_path):
     out = tmp_path / "out"
-    assert main([*argv, "--out", str(out)]) == 2
+    try:
+        code = main([*argv, "--out", str(out)])
+    except SystemExit as e:  # refused by argparse, before any work
+        code = e.code
+    assert code == 2
     err = capsys.readouterr().err
     assert message in err
     assert err.count("\n") == 1 and "Traceback" not in err

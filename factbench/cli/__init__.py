@@ -31,8 +31,15 @@ Every command exits with code 2 and one line of explanation on bad input.
 COMMANDS = (demo, data, evaluate, knowledge, score, audit, compare, leaderboard, train, interference)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with its refusals on one line (no usage block): every failure is one line, exit 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="factbench", formatter_class=formatter, epilog=EPILOG,
         description="Did this fine-tune make the model forget facts it knew, and how many new facts did it learn?")
     parser.add_argument("--version", action="version", version=f"factbench {__version__}")
