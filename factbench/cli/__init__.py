@@ -27,6 +27,9 @@ examples:
 Every command exits with code 2 and one line of explanation on bad input.
 """
 
+# The commands that run models: they choose their CPU thread count from the free cores (threads.py).
+COMPUTE = {"demo", "eval", "probe", "score", "audit", "train", "interference", "overlap"}
+
 # In the order `factbench --help` lists them.
 COMMANDS = (demo, data, evaluate, knowledge, score, audit, compare, leaderboard, train, interference)
 
@@ -53,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command in COMPUTE:
+            from .. import threads
+
+            threads.configure(echo=lambda line: print(line, file=sys.stderr))
         args.func(args)
     except FactbenchError as e:
         print(f"factbench: error: {e}", file=sys.stderr)
