@@ -19,18 +19,22 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
+import socket
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
-from .errors import ModelError
-from .files import atomic_path, cache_dir, sha256_file
+from .errors import ModelError, WriteError
+from .files import atomic_path, cache_dir, sha256_file, write_text
 
 SMOLLM2 = "smollm2-135m"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_MODEL = SMOLLM2
 HASH_MEMO = ".factbench-hash.json"  # folder_hash's cache, beside the files it hashes
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+HUB_TIMEOUT = 3.0  # seconds to wait for a connection to the hub before calling it unreachable
 
 
 @dataclass
@@ -79,7 +83,59 @@ def model_folder(spec: str, revision: str | None = None) -> tuple[str, dict]:
         return str(folder), where | {"content_sha256": folder_hash(folder)}
     if where["source"] == "local":
         return where["name"], where | {"content_sha256": folder_hash(Path(where["name"]))}
+    check_hub(where["name"], where["revision"])
     return where["name"], where
+
+
+def _truthy(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def hub_cached(repo_id: str, revision: str | None = None) -> bool:
+    """Whether the local Hugging Face cache holds this model's config (then it loads offline)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(repo_id, "config.json", revision=revision), str)
+    except Exception:  # noqa: BLE001 - a damaged or odd cache only means "not cached"
+        return False
+
+
+def check_hub(repo_id: str, revision: str | None = None) -> None:
+    """Fail fast, in one ModelError line, for a hub id that cannot be fetched.
+
+    A model in the local Hugging Face cache always passes. Otherwise HF_HUB_OFFLINE (or
+    TRANSFORMERS_OFFLINE) refuses at once, and an unreachable hub within HUB_TIMEOUT seconds instead
+    of the library's long retries. Behind a proxy the connection is left to the library.
+    """
+    if hub_cached(repo_id, revision):
+        return
+    use = "use a local model folder (or smollm2-135m / toy), or fetch it first where the hub is reachable"
+    if _truthy("HF_HUB_OFFLINE") or _truthy("TRANSFORMERS_OFFLINE"):
+        raise ModelError(f"cannot reach the Hugging Face hub for {repo_id!r} (offline: HF_HUB_OFFLINE is set and "
+                         f"it is not in the local Hugging Face cache): {use}")
+    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    host = endpoint.hostname or "huggingface.co"
+    port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
+    try:
+        socket.create_connection((host, port), timeout=HUB_TIMEOUT).close()
+    except OSError as e:
+        raise ModelError(f"cannot reach the Hugging Face hub for {repo_id!r} (offline? no connection to "
+                         f"{host}:{port}: {e.strerror or type(e).__name__}): {use}") from None
+
+
+def prepare(spec: str, revision: str | None = None) -> tuple[str, dict]:
+    """`factbench models prepare`: convert or build a model once; its folder (or hub id) and identity.
+
+    A hub id is checked, not downloaded: the hub must be reachable and the id a model transformers
+    can load (its config and tokenizer are fetched); the weights come on first use.
+    """
+    path, identity = model_folder(spec, revision)
+    if identity["source"] == "hub":
+        load(spec, revision, weights=False)
+    return path, identity
 
 
 def load(spec: str, revision: str | None = None, *, weights: bool = True) -> LoadedModel:
@@ -145,11 +201,11 @@ def folder_hash(folder: Path) -> str:
     key = [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]
     memo = folder / HASH_MEMO
     try:
-        saved = json.loads(memo.read_text())
-        if saved["key"] == key:
+        saved = json.loads(memo.read_text(encoding="utf-8"))
+        if saved["key"] == key and isinstance(saved["sha256"], str) and len(saved["sha256"]) == 64:
             return saved["sha256"]
-    except (OSError, ValueError, KeyError):
-        pass
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        pass  # a lost or damaged memo: hash again and write it anew
     import hashlib
 
     h = hashlib.sha256()
@@ -157,7 +213,7 @@ def folder_hash(folder: Path) -> str:
         h.update(p.name.encode() + b"\0" + sha256_file(p).encode())
     digest = h.hexdigest()
     try:
-        memo.write_text(json.dumps({"key": key, "sha256": digest}))
-    except OSError:
+        write_text(memo, json.dumps({"key": key, "sha256": digest}))
+    except (WriteError, OSError):
         pass  # a read-only folder just means hashing again next time
     return digest

@@ -1,3 +1,6 @@
+import json
+import time
+
 import pytest
 
 from factbench import models
@@ -33,8 +36,37 @@ def test_folder_that_is_not_a_model(tmp_path):
 
 def test_unreachable_hub_id_is_one_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ModelError, match="could not load model 'nobody/nothing'"):
+    with pytest.raises(ModelError, match=r"cannot reach the Hugging Face hub for 'nobody/nothing' \(offline"):
         models.load("nobody/nothing")
+
+
+def test_a_hub_id_fails_fast_offline_and_when_the_hub_is_unreachable(monkeypatch, capsys):
+    from factbench.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    start = time.perf_counter()
+    assert main(["models", "prepare", "nobody/nothing"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot reach the Hugging Face hub for 'nobody/nothing'" in err[0]
+    assert "use a local model folder" in err[0]
+    # not offline, but nothing answers where the hub should be: refused at once, not after retries
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    with pytest.raises(ModelError, match=r"cannot reach the Hugging Face hub for 'nobody/nothing' \(offline\? "
+                                         r"no connection to 127.0.0.1:9"):
+        models.model_folder("nobody/nothing")
+    assert time.perf_counter() - start < 10
+
+
+def test_a_damaged_hash_memo_is_rebuilt(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    right = models.folder_hash(tmp_path)
+    for damaged in ("[1, 2]", '{"key": 3}', "\xff\xfe", '{"key": null, "sha256": []}'):
+        (tmp_path / models.HASH_MEMO).write_text(damaged, encoding="latin-1")
+        assert models.folder_hash(tmp_path) == right
+    memo = json.loads((tmp_path / models.HASH_MEMO).read_text())
+    assert memo["sha256"] == right
 
 
 def test_bundled_model_identity_is_a_content_hash(smollm2_dir):
@@ -53,5 +85,5 @@ def test_a_folder_loads_like_any_spec_and_without_weights_when_asked(tiny_world)
     assert light.identity == full.identity and full.identity["source"] == "local"
     assert light.config.to_dict() == full.config.to_dict() == full.model.config.to_dict()
     assert light.tokenizer.get_vocab() == full.tokenizer.get_vocab() == tiny_world.load_tokenizer().get_vocab()
-    with pytest.raises(ModelError, match="could not load model 'nobody/nothing'"):
+    with pytest.raises(ModelError, match="cannot reach the Hugging Face hub for 'nobody/nothing'"):
         models.load("nobody/nothing", weights=False)

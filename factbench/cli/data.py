@@ -46,6 +46,6 @@ def models_list(args) -> None:
 def models_prepare(args) -> None:
     from .. import models
 
-    path, identity = models.model_folder(args.model)
+    path, identity = models.prepare(args.model)
     print(path)
     print(identity)
