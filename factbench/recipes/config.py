@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
@@ -19,6 +20,7 @@ import yaml
 from transformers import TrainingArguments
 
 from ..errors import FactbenchError
+from . import parameters
 
 LOSS_ON = ("answer", "all")
 ANSWER_ENDS = ("eos", "newline")
@@ -81,8 +83,14 @@ class RecipeConfig(TrainingArguments):
         eval_limit: the first N questions of each set only (default all).
         eval_batch_size: batch size of the evaluation engine.
 
+    Every numeric setting is checked against the range where it means something (epochs > 0 or
+    max_steps >= 1, learning_rate > 0, batch sizes and accumulation steps >= 1, λ >= 0, τ > 0, ...),
+    finite, before any model is loaded: one error line names the setting and its range.
+
     Output:
-        overwrite: allow an output_dir that already holds files (default false).
+        overwrite: allow an output_dir that holds an earlier training run (default false); it is
+            replaced only once the new run is complete. A folder that is not a training run is never
+            replaced.
         save_model: write the final model + tokenizer into output_dir (default true).
     """
 
@@ -136,37 +144,65 @@ class RecipeConfig(TrainingArguments):
         _choice("student_init", self.student_init, STUDENT_INITS)
         _choice("kl_on", self.kl_on, LOSS_ON)
         _choice("teacher_cache", self.teacher_cache, TEACHER_CACHES)
-        if not self.distill_lambda >= 0:
-            raise FactbenchError(f"distill_lambda (λ) must be >= 0, got {self.distill_lambda}")
-        if not self.distill_tau > 0:
-            raise FactbenchError(f"distill_tau (τ) must be > 0, got {self.distill_tau}")
-        if not self.l2_lambda >= 0:
-            raise FactbenchError(f"l2_lambda must be >= 0, got {self.l2_lambda}")
+        self.check_ranges()
         if self.teacher == "base" and self.student_init != "base":
             self.student_init = "base"  # without stage 1 there is no other teacher to start from
-        for name in ("teacher_topk", "max_length", "eval_batch_size"):
-            if getattr(self, name) < 1:
-                raise FactbenchError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not self.teacher_epochs > 0:
-            raise FactbenchError(f"teacher_epochs must be > 0, got {self.teacher_epochs}")
-        if self.eval_limit is not None and self.eval_limit < 1:
-            raise FactbenchError(f"eval_limit must be at least 1, got {self.eval_limit}")
         if isinstance(self.eval_sets, str):
             self.eval_sets = [self.eval_sets]
+        if not isinstance(self.eval_sets, (list, tuple)):
+            raise FactbenchError(f"eval_sets must be a list of {', '.join(EVAL_SETS)}, got {self.eval_sets!r}")
         self.eval_sets = list(self.eval_sets)
         for s in self.eval_sets:
             _choice("eval_sets entry", s, EVAL_SETS)
         if self.trainable is not None and not isinstance(self.trainable, str):
+            if not isinstance(self.trainable, (list, tuple)):
+                raise FactbenchError(f"trainable must be a preset ({', '.join(parameters.PRESETS)}) or a list of "
+                                     f"parameter-name patterns, got {self.trainable!r}")
             self.trainable = list(self.trainable)
+        parameters.resolve(self.trainable)  # a preset that exists, patterns that parse (matching needs the model)
         try:
             super().__post_init__()
         except (ValueError, TypeError) as e:
             raise FactbenchError(f"invalid training setting: {str(e).strip().splitlines()[0]}") from None
 
+    def check_ranges(self) -> None:
+        """Every numeric setting inside the range where it means something, before any work is done.
+
+        A setting outside it (0 epochs, a negative or NaN learning rate, a batch of 0) would either
+        train nothing and still write a "fine-tune", or fail minutes later inside the Trainer.
+        """
+        for name in ("learning_rate", "distill_tau", "teacher_epochs"):
+            _in_range(self, name, lambda v: v > 0, "a number > 0")
+        for name in ("distill_lambda", "l2_lambda", "weight_decay", "warmup_steps", "max_grad_norm", "adam_epsilon"):
+            _in_range(self, name, lambda v: v >= 0, "a number >= 0")
+        for name in ("adam_beta1", "adam_beta2", "label_smoothing_factor"):
+            _in_range(self, name, lambda v: 0 <= v < 1, "a number in [0, 1)")
+        _in_range(self, "logging_steps", lambda v: v > 0, "a number > 0 (steps, or a fraction of the run below 1)")
+        for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
+                     "eval_batch_size", "teacher_topk", "max_length"):
+            _in_range(self, name, lambda v: v >= 1, "a whole number >= 1", whole=True)
+        _in_range(self, "dataloader_num_workers", lambda v: v >= 0, "a whole number >= 0", whole=True)
+        if self.eval_limit is not None:
+            _in_range(self, "eval_limit", lambda v: v >= 1, "a whole number >= 1 (or unset: every question)",
+                      whole=True)
+        _in_range(self, "max_steps", lambda v: v == -1 or v >= 1,
+                  "-1 (train for num_train_epochs) or a whole number >= 1", whole=True)
+        if self.max_steps == -1:
+            _in_range(self, "num_train_epochs", lambda v: v > 0, "a number > 0 (or set max_steps >= 1)")
+
     def to_dict(self) -> dict:
         """Every setting, JSON-ready (the recipe card records it in full)."""
         d = super().to_dict()
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}
+
+
+def _in_range(config, name: str, ok, allowed: str, whole: bool = False) -> None:
+    """Refuse `config.name` unless it is a finite number (a whole one if `whole`) for which `ok` holds."""
+    value = getattr(config, name)
+    number = isinstance(value, int) if whole else isinstance(value, (int, float))
+    if isinstance(value, bool) or not number or not math.isfinite(value) or not ok(value):
+        raise FactbenchError(f"{name} must be {allowed if whole else 'a finite ' + allowed.removeprefix('a ')}, "
+                             f"got {value!r}")
 
 
 def _choice(name: str, value, options) -> None:
@@ -253,6 +289,8 @@ def _coerce(key: str, value, hint):
     options = set(typing.get_args(hint)) if typing.get_args(hint) else {hint}
     if not isinstance(value, (str, int, float, bool)) or type(value) in options or not options & scalar:
         return value
+    if isinstance(value, bool):  # true is not a learning rate of 1.0
+        raise FactbenchError(f"setting {key}: {value!r} is not a valid {getattr(hint, '__name__', hint)}")
     for t in (bool, int, float):
         if t in options:
             try:
