@@ -40,6 +40,7 @@ import json
 import lzma
 import random
 import shutil
+import sys
 import time
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
@@ -50,8 +51,8 @@ from tqdm.auto import tqdm
 
 from . import __version__, data, matching, prompts
 from .data import Fact
-from .errors import DataError, FactbenchError
-from .files import sha256_file, write_json, write_jsonl
+from .errors import DataError, FactbenchError, WriteError
+from .files import output_lock, write_bytes, write_json
 from .protocol import MAX_NEW_TOKENS, explain_mismatch, generation_params, protocol_hash, question_protocol
 
 if TYPE_CHECKING:  # the engines' interface, for type hints only: profiles and splits run no model
@@ -163,10 +164,30 @@ def probe(engine: Engine, pool: Pool, settings: ProbeSettings, out_dir: Path | s
     The profile and manifest are written atomically at the end, the manifest last.
     """
     out_dir = Path(out_dir)
-    facts = pool.facts()
-    protocol = settings.probe_protocol(engine, pool)
+    with output_lock(out_dir, "--out"):
+        return _probe(engine, pool, settings, out_dir)
+
+
+def _check_out(out_dir: Path) -> None:
+    """Refuse a finished profile or a damaged work folder, and check that out_dir takes a write."""
     if (out_dir / "manifest.json").exists():
         raise FactbenchError(f"{out_dir} already holds a finished profile; choose another --out")
+    work = out_dir / ".probe-work"
+    if work.exists() and not work.is_dir():
+        raise DataError(f"{work} is not a folder (a damaged partial probe); remove it and rerun")
+    check = out_dir / ".write-check"
+    try:
+        write_bytes(check, b"factbench\n")
+    except WriteError as e:
+        raise WriteError(str(e).replace(str(check), str(out_dir))) from None
+    check.unlink(missing_ok=True)
+
+
+def _probe(engine: Engine, pool: Pool, settings: ProbeSettings, out_dir: Path) -> Path:
+    """`probe` once out_dir is locked."""
+    facts = pool.facts()
+    protocol = settings.probe_protocol(engine, pool)
+    _check_out(out_dir)
     work = _work_dir(out_dir, protocol)
     start = time.perf_counter() - _elapsed(work)
     by_relation = defaultdict(list)
@@ -209,9 +230,16 @@ def probe(engine: Engine, pool: Pool, settings: ProbeSettings, out_dir: Path | s
 
     rows = label(facts, greedy, sampled, settings)
     manifest = _manifest(rows, protocol, pool, settings, engine, time.perf_counter() - start)
-    write_jsonl(out_dir / "profile.jsonl", rows)
-    manifest["profile_sha256"] = sha256_file(out_dir / "profile.jsonl")
-    write_json(out_dir / "manifest.json", manifest)
+    blob = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
+    manifest["profile_sha256"] = hashlib.sha256(blob).hexdigest()
+    # The manifest last: a profile is finished when it has one. The work folder goes only after it,
+    # so a failed write (full disk) leaves every chunk for the rerun, and no half profile.
+    write_bytes(out_dir / "profile.jsonl", blob)
+    try:
+        write_json(out_dir / "manifest.json", manifest)
+    except BaseException:
+        (out_dir / "profile.jsonl").unlink(missing_ok=True)
+        raise
     shutil.rmtree(work, ignore_errors=True)
     return out_dir
 
@@ -220,7 +248,13 @@ def _work_dir(out_dir: Path, protocol: dict) -> Path:
     work = out_dir / ".probe-work"
     state = work / "protocol.json"
     if state.exists():
-        previous = json.loads(state.read_text())
+        try:
+            previous = json.loads(state.read_text(encoding="utf-8"))
+            if not isinstance(previous, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as e:
+            raise DataError(f"{state} is damaged ({_first_line(e)}): the partial probe's chunks cannot be "
+                            f"trusted without it; remove {work} and rerun") from None
         if previous != protocol:
             raise FactbenchError(f"{out_dir} holds a partial probe under another protocol "
                                  f"({explain_mismatch(previous, protocol, ('partial', 'this run'))}); "
@@ -230,22 +264,45 @@ def _work_dir(out_dir: Path, protocol: dict) -> Path:
     return work
 
 
+def _first_line(e: Exception) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
 def _elapsed(work: Path) -> float:
     try:
-        return json.loads((work / "elapsed.json").read_text())["seconds"]
-    except (OSError, ValueError, KeyError):
-        return 0.0
+        seconds = json.loads((work / "elapsed.json").read_text(encoding="utf-8"))["seconds"]
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return 0.0  # lost or damaged: only the reported wall time suffers
+    return float(seconds) if isinstance(seconds, (int, float)) and seconds >= 0 else 0.0
+
+
+def _saved_chunk(path: Path, ids: list[str], n: int) -> list[list[str]] | None:
+    """A finished chunk's answers, or None (with a line on stderr) when the file is damaged."""
+    if not path.exists():
+        return None
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(saved, dict) or saved.get("ids") != ids:
+            raise ValueError("other question ids than this chunk's")
+        answers = saved.get("answers")
+        if not (isinstance(answers, list) and len(answers) == len(ids)
+                and all(isinstance(a, list) and len(a) == n and all(isinstance(x, str) for x in a)
+                        for a in answers)):
+            raise ValueError(f"not {len(ids)} rows of {n} answers")
+    except (OSError, ValueError) as e:
+        tqdm.write(f"factbench: chunk {path.name} damaged ({_first_line(e)}): recomputing", file=sys.stderr)
+        return None
+    return answers
 
 
 def _run_chunk(work: Path, name: str, engine: Engine, chunk: list[Fact], prompt_index: int,
                settings: ProbeSettings, params: GenerationParams | None, start: float) -> dict[str, list[str]]:
     path = work / f"{name}.json"
     ids = [f.id for f in chunk]
-    if path.exists():
-        saved = json.loads(path.read_text())
-        if saved["ids"] == ids:
-            return dict(zip(ids, saved["answers"]))
     params = params or generation_params(settings.question_protocol())
+    saved = _saved_chunk(path, ids, params.n)
+    if saved is not None:
+        return dict(zip(ids, saved))
     texts = [prompts.build_prompt(f, prompt_index, settings.exemplar_seed, settings.shots) for f in chunk]
     completions = engine.generate(texts, params)
     write_json(path, {"ids": ids, "answers": completions})
@@ -375,6 +432,10 @@ def bundled_profile_dir(name: str = "smollm2-135m") -> Path:
     return BUNDLED_DIR / name
 
 
+PROFILE_KEYS = ("kind", "schema", "model", "protocol", "protocol_hash", "profile_sha256", "counts")
+ROW_KEYS = ("id", "relation", "category", "known")
+
+
 def load_profile(path: Path | str) -> Profile:
     """Read and verify a profile folder; every problem is one DataError line."""
     path = Path(path)
@@ -385,17 +446,28 @@ def load_profile(path: Path | str) -> Profile:
         raise DataError(f"profile {path} does not exist")
     if not manifest_path.is_file():
         raise DataError(f"{path} is not a finished profile (no manifest.json; a partial probe resumes when rerun)")
+    redo = "probe the model again (factbench probe) into a new --out"
     try:
-        manifest = json.loads(manifest_path.read_text())
-        kind, schema = manifest["kind"], manifest["schema"]
-    except (ValueError, KeyError, OSError):
-        raise DataError(f"{manifest_path} is unreadable or not a factbench profile manifest") from None
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (ValueError, OSError):
+        raise DataError(f"{manifest_path} is unreadable or not a factbench profile manifest "
+                        f"(not UTF-8 JSON); {redo}") from None
+    missing = [k for k in PROFILE_KEYS if k not in manifest] if isinstance(manifest, dict) else None
+    if missing is None or "kind" in missing or "schema" in missing:
+        raise DataError(f"{manifest_path} is unreadable or not a factbench profile manifest "
+                        f"(no kind and schema); {redo}")
+    kind, schema = manifest["kind"], manifest["schema"]
     if kind != "factbench knowledge profile" or schema != PROFILE_SCHEMA:
         raise DataError(f"{manifest_path} is a {kind!r} schema {schema}, expected a profile of schema {PROFILE_SCHEMA}")
+    if missing:
+        raise DataError(f"{manifest_path} is damaged (no {', '.join(missing)}); {redo}")
     rows_path = next((p for p in (path / "profile.jsonl", path / "profile.jsonl.xz") if p.is_file()), None)
     if rows_path is None:
         raise DataError(f"{path} has a manifest but no profile.jsonl")
-    raw = rows_path.read_bytes()
+    try:
+        raw = rows_path.read_bytes()
+    except OSError as e:
+        raise DataError(f"cannot read {rows_path} ({e.strerror or e})") from None
     if rows_path.suffix == ".xz":
         try:
             raw = lzma.decompress(raw)
@@ -403,7 +475,14 @@ def load_profile(path: Path | str) -> Profile:
             raise DataError(f"{rows_path} is corrupted (not valid xz)") from None
     if hashlib.sha256(raw).hexdigest() != manifest.get("profile_sha256"):
         raise DataError(f"{rows_path} does not match the checksum in its manifest (edited or corrupted)")
-    rows = [json.loads(line) for line in raw.decode().splitlines()]
+    try:
+        rows = [json.loads(line) for line in raw.decode("utf-8").splitlines()]
+        bad = next((i for i, r in enumerate(rows, 1) if not isinstance(r, dict) or any(k not in r for k in ROW_KEYS)),
+                   None)
+        if bad is not None:
+            raise ValueError(f"line {bad} is not a profile row")
+    except ValueError as e:
+        raise DataError(f"{rows_path} is not a valid profile ({_first_line(e)}); {redo}") from None
     return Profile(path, manifest, rows)
 
 
@@ -428,5 +507,33 @@ def probe_model(model: str, out_dir: Path | str, *, relations: tuple[str, ...] |
     settings = ProbeSettings(budget=BUDGETS[budget], exemplar_seed=exemplar_seed,
                              guess=GuessSettings(guess_controls, guess_threshold))
     pool.facts()  # validate relations and split before loading a model
-    runner = make_engine(engine, model, revision=revision, dtype=dtype, batch_size=batch_size, progress=False)
-    return load_profile(probe(runner, pool, settings, out_dir))
+    from . import models
+
+    where = models.resolve(model, revision)  # a bad spec, or a hub id out of reach, before any folder is made
+    if where["source"] == "hub":
+        models.check_hub(where["name"], where["revision"])
+    out_dir = Path(out_dir)
+    created = not out_dir.exists()
+    # Locked, and checked writable, before the model is loaded: a second probe into the same folder
+    # or a full disk is refused at once, not after the expensive part.
+    try:
+        with output_lock(out_dir, "--out"):
+            _check_out(out_dir)
+            runner = make_engine(engine, model, revision=revision, dtype=dtype, batch_size=batch_size,
+                                 progress=False)
+            _probe(runner, pool, settings, out_dir)
+    except BaseException:
+        if created:
+            _remove_if_empty(out_dir)
+        raise
+    return load_profile(out_dir)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    """Remove a folder this run created and left holding nothing but its lock (no work to resume)."""
+    try:
+        if folder.is_dir() and all(p.name == ".lock" for p in folder.iterdir()):
+            (folder / ".lock").unlink(missing_ok=True)
+            folder.rmdir()
+    except OSError:
+        pass
