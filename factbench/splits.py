@@ -28,7 +28,7 @@ from pathlib import Path
 
 from . import data
 from .errors import FactbenchError
-from .files import atomic_path, sha256_file
+from .files import atomic_path, output_lock, sha256_file
 from .knowledge import Profile
 
 SPLIT_SCHEMA = 1
@@ -52,16 +52,45 @@ class SplitSettings:
                 raise FactbenchError(f"--{name} must be 0 or more")
         if not 0 <= self.min_known_share <= 1:
             raise FactbenchError("--min-known-share must be between 0 and 1")
+        if not self.known + self.unknown + self.heldout + self.ood:
+            raise FactbenchError("--known, --unknown, --heldout and --ood are all 0: such a split holds no "
+                                 "question at all; ask for at least one set")
 
 
 def is_known(row: dict, settings: SplitSettings) -> bool:
     return row["category"] == "HighlyKnown" if settings.include_guessable else row["known"]
 
 
-def make_split(profile: Profile, settings: SplitSettings, out_dir: Path | str) -> dict:
-    out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()):
+def _check_empty(out_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FactbenchError(f"{out_dir} is a file, not a folder; choose another --out")
+    if out_dir.is_dir() and any(p.name != ".lock" for p in out_dir.iterdir()):
         raise FactbenchError(f"{out_dir} already exists and is not empty; choose another --out")
+
+
+def make_split(profile: Profile, settings: SplitSettings, out_dir: Path | str) -> dict:
+    """Draw the split and write it into out_dir (which must be empty or absent), locked while it works.
+
+    The folder appears whole or not at all; a refusal or failure leaves no folder it created.
+    """
+    out_dir = Path(out_dir)
+    _check_empty(out_dir)
+    created = not out_dir.exists()
+    try:
+        with output_lock(out_dir, "--out"):
+            _check_empty(out_dir)  # another process may have written it since the first look
+            return _make_split(profile, settings, out_dir)
+    except BaseException:
+        if created and out_dir.is_dir() and all(p.name == ".lock" for p in out_dir.iterdir()):
+            (out_dir / ".lock").unlink(missing_ok=True)
+            try:
+                out_dir.rmdir()
+            except OSError:
+                pass
+        raise
+
+
+def _make_split(profile: Profile, settings: SplitSettings, out_dir: Path) -> dict:
     facts = profile.facts()
     rows = {r["id"]: r for r in profile.rows}
     profiled = sorted({r["relation"] for r in profile.rows}, key=lambda r: int(r[1:]))
@@ -153,7 +182,7 @@ def write_split(out_dir: Path | str, rows_by_set: dict[str, list[dict]], manifes
         tmp.mkdir()
         for name, blob in blobs.items():
             (tmp / name).write_bytes(blob)
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        (tmp / "manifest.json").write_bytes((json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode())
     return manifest
 
 
@@ -217,22 +246,42 @@ def manifest_sha256(split: Split) -> str:
 
 
 def load_split(path: Path | str) -> Split:
+    """Read and verify a split folder; every problem is one FactbenchError line that says what to do."""
     path = Path(path)
     manifest_path = path / "manifest.json"
+    redo = "rerun factbench split into a new --out"
     if not manifest_path.is_file():
         raise FactbenchError(f"{path} is not a split folder (no manifest.json)")
     try:
-        manifest = json.loads(manifest_path.read_text())
-        if manifest["kind"] != "factbench split":
-            raise KeyError
-    except (ValueError, KeyError, OSError):
-        raise FactbenchError(f"{manifest_path} is unreadable or not a factbench split manifest") from None
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (ValueError, OSError):
+        raise FactbenchError(f"{manifest_path} is unreadable or not a factbench split manifest "
+                             f"(not UTF-8 JSON); {redo}") from None
+    if not isinstance(manifest, dict) or manifest.get("kind") != "factbench split":
+        raise FactbenchError(f"{manifest_path} is not a factbench split manifest; {redo}")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or any(not isinstance(files.get(f"{n}.jsonl"), str) for n in SET_NAMES):
+        raise FactbenchError(f"{manifest_path} is damaged (no checksums of {', '.join(f'{n}.jsonl' for n in SET_NAMES)}"
+                             f" under 'files'); {redo}")
     sets = {}
     for name in SET_NAMES:
         file = path / f"{name}.jsonl"
-        if not file.is_file() or sha256_file(file) != manifest["files"].get(f"{name}.jsonl"):
-            raise FactbenchError(f"{file} is missing or does not match its manifest checksum")
-        sets[name] = [json.loads(line) for line in file.read_text().splitlines()]
+        try:
+            matches = file.is_file() and sha256_file(file) == files[f"{name}.jsonl"]
+        except OSError:
+            matches = False
+        if not matches:
+            raise FactbenchError(f"{file} is missing or does not match its manifest checksum; {redo}")
+        try:
+            rows = [json.loads(line) for line in file.read_bytes().decode("utf-8").splitlines()]
+            bad = next((i for i, r in enumerate(rows, 1) if not isinstance(r, dict) or not isinstance(r.get("id"), str)),
+                       None)
+            if bad is not None:
+                raise ValueError(f"line {bad} is not a split row with an id")
+        except ValueError as e:
+            cause = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise FactbenchError(f"{file} is not valid split JSON Lines ({cause}); {redo}") from None
+        sets[name] = rows
     return Split(path, manifest, sets)
 
 
@@ -243,9 +292,11 @@ def split_profile(profile: Path | str, out_dir: Path | str, **settings) -> dict:
     """
     from .knowledge import bundled_profile_dir, load_profile
 
-    loaded = load_profile(bundled_profile_dir() if profile == "bundled" else profile)
     settings["relations"] = tuple(settings["relations"]) if settings.get("relations") else None
-    return make_split(loaded, SplitSettings(**settings), out_dir)
+    checked = SplitSettings(**settings)  # sizes and shares refused before any work
+    _check_empty(Path(out_dir))
+    loaded = load_profile(bundled_profile_dir() if profile == "bundled" else profile)
+    return make_split(loaded, checked, out_dir)
 
 
 def kept_relations(manifest: dict) -> list[str]:

@@ -4,7 +4,7 @@ import pytest
 from test_knowledge import SMOKE, ScriptedEngine
 
 from factbench import knowledge, splits
-from factbench.errors import FactbenchError
+from factbench.errors import BusyError, FactbenchError, WriteError
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +104,92 @@ def test_write_split_is_what_load_split_reads_and_keeps_an_identical_folder(prof
     fewer = loaded.sets | {"ood": []}
     replaced = splits.write_split(tmp_path / "b", fewer, rest, keep_identical=True)
     assert splits.load_split(tmp_path / "b").sets == fewer and replaced["files"] != made["files"]
+
+
+# ---- nothing lost, nothing false ------------------------------------------------------------------
+
+def test_sizes_that_select_no_question_are_refused_before_any_work(tmp_path, capsys):
+    from factbench.cli import main
+
+    with pytest.raises(FactbenchError, match="all 0: such a split holds no question"):
+        splits.SplitSettings(known=0, unknown=0, heldout=0, ood=0)
+    splits.SplitSettings(known=0, unknown=0, heldout=1, ood=0)  # one set is enough
+    # refused before the profile is even read (this one does not exist)
+    argv = ["split", "--profile", str(tmp_path / "nope"), "--known", "0", "--unknown", "0", "--heldout", "0",
+            "--ood", "0", "--out", str(tmp_path / "s")]
+    assert main(argv) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(err) == 1 and "no question at all" in err[0]
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_split_into_a_full_disk_is_one_line_and_leaves_the_old_folder(profile, full_disk, capsys):
+    import os
+
+    from conftest import fill
+
+    from factbench.cli import main
+
+    mounted = os.path.ismount(full_disk)  # a small tmpfs (root); else a read-only folder
+    if mounted:
+        made = splits.make_split(profile, SETTINGS, full_disk / "s")
+        before = {p.name: p.read_bytes() for p in (full_disk / "s").iterdir()}
+    fill(full_disk)
+    if mounted:  # replacing a split on a full disk: refused, the old folder whole
+        fewer = splits.load_split(full_disk / "s").sets | {"ood": []}
+        with pytest.raises(WriteError, match="no space left on the device; nothing was changed there"):
+            splits.write_split(full_disk / "s", fewer, made, keep_identical=True)
+        assert {p.name: p.read_bytes() for p in (full_disk / "s").iterdir()} == before
+    argv = ["split", "--profile", str(profile.path), "--known", "20", "--unknown", "30", "--heldout", "15",
+            "--ood", "5", "--min-known-share", "0.1", "--out", str(full_disk / "x")]
+    assert main(argv) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(err) == 1 and f"cannot write {full_disk / 'x'}" in err[0]
+    assert not (full_disk / "x").exists()
+    assert not [p for p in full_disk.iterdir() if p.name.startswith(".")]  # no temporary folder left
+
+
+def test_a_second_split_into_the_same_folder_is_refused_at_once(profile, tmp_path):
+    from factbench import files
+
+    with files.output_lock(tmp_path / "s"), pytest.raises(BusyError, match="another factbench process"):
+        splits.make_split(profile, SETTINGS, tmp_path / "s")
+    assert [p.name for p in (tmp_path / "s").iterdir()] == [".lock"]
+    splits.make_split(profile, SETTINGS, tmp_path / "s")  # the lock file alone is no obstacle
+    assert splits.load_split(tmp_path / "s").manifest["counts"]
+
+
+def test_an_output_that_is_a_file_is_refused(profile, tmp_path):
+    (tmp_path / "s").write_text("mine")
+    with pytest.raises(FactbenchError, match="is a file, not a folder"):
+        splits.make_split(profile, SETTINGS, tmp_path / "s")
+    assert (tmp_path / "s").read_text() == "mine"
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda m: [m], "not a factbench split manifest"),
+    (lambda m: {k: v for k, v in m.items() if k != "files"}, "damaged .*under 'files'"),
+    (lambda m: m | {"files": ["train.jsonl"]}, "damaged .*under 'files'"),
+    (lambda m: m | {"files": {"train.jsonl": m["files"]["train.jsonl"]}}, "damaged .*under 'files'"),
+    (lambda m: b"\xff\xfe" + json.dumps(m).encode(), "not UTF-8 JSON"),
+])
+def test_a_split_manifest_of_the_wrong_shape_is_refused(profile, tmp_path, damage, message):
+    splits.make_split(profile, SETTINGS, tmp_path / "s")
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    damaged = damage(manifest)
+    (tmp_path / "s" / "manifest.json").write_bytes(damaged if isinstance(damaged, bytes) else json.dumps(damaged).encode())
+    with pytest.raises(FactbenchError, match=message + ".*rerun factbench split"):
+        splits.load_split(tmp_path / "s")
+
+
+@pytest.mark.parametrize("rows", [b"\xff\xfe\n", b"[1, 2]\n", b'{"no": "id"}\n', b"{trunc\n"])
+def test_split_rows_that_are_not_rows_are_refused_even_with_a_matching_checksum(profile, tmp_path, rows):
+    import hashlib
+
+    splits.make_split(profile, SETTINGS, tmp_path / "s")
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    (tmp_path / "s" / "ood.jsonl").write_bytes(rows)
+    manifest["files"]["ood.jsonl"] = hashlib.sha256(rows).hexdigest()
+    (tmp_path / "s" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(FactbenchError, match="ood.jsonl is not valid split JSON Lines .*rerun factbench split"):
+        splits.load_split(tmp_path / "s")
