@@ -5,11 +5,31 @@ audit card (`factbench.auditing.card`) reuses: its rates, differences and flip c
 objects. The validator covers the part of JSON Schema these schemas use (type, const, enum,
 minimum / maximum, pattern, required, properties, additionalProperties, items, anyOf, $ref into
 $defs); `tests/test_scorecard.py` checks it agrees with the `jsonschema` package.
+
+Also here, because both card kinds use them: the content checksum (`checksum`), the provenance
+record (`provenance`), the interval check (every value inside its own interval) and the comparison
+of a card's stated figures with the figures recomputed from its per-question outcomes.
+
+**What the checksum proves, and what it does not.** `checksum` is `"sha256:"` + the SHA-256 of the
+card's canonical JSON (every field but `checksum`; keys sorted, no spaces, UTF-8). It detects a card
+edited by hand or corrupted after factbench wrote it. It does not prove the card is honest: anyone
+can make a card with the tool (or recompute the hash) from answers of their choosing. What guards
+the numbers is the recomputation: every figure must follow from the card's own per-question
+outcomes, and `leaderboard add` refuses a card whose figures do not.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
+import os
 import re
+import sys
+import time
+from pathlib import Path
+
+from .errors import CardError
 
 SCHEMA_ID = "factbench.scorecard/1"
 SET_STATUSES = ["scored", "not in split", "not answered", "only base answered", "only tuned answered"]
@@ -122,10 +142,19 @@ SCHEMA = {
             "additionalProperties": False,
             "properties": {"ids": {"type": "array", "items": {"type": "string", "pattern": r"^P\d+/\w+/\d+$"}},
                            "base": _BITS, "tuned": _BITS, "base_contains": _BITS, "tuned_contains": _BITS,
-                           "guessable": _BITS}}},
+                           "guessable": _BITS,
+                           "category": {"type": "array", "items": {"type": ["string", "null"]}}}}},
         "notes": {"type": "array", "items": {"type": "string"}},
+        "checksum": {"$ref": "#/$defs/checksum"},
+        "provenance": {"$ref": "#/$defs/provenance"},
     },
-    "$defs": {"rate": _RATE, "diff": _DIFF, "cell": _CELL, "flips": _FLIPS, "set": _SET},
+    "$defs": {"rate": _RATE, "diff": _DIFF, "cell": _CELL, "flips": _FLIPS, "set": _SET,
+              "checksum": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+              "provenance": {"type": "object", "required": ["factbench_version", "command"],
+                             "properties": {"factbench_version": {"type": "string"},
+                                            "command": {"type": "array", "items": {"type": "string"}},
+                                            "created": {"type": "string"},
+                                            "checksum_added": {"type": "object"}}}},
 }
 
 
@@ -184,3 +213,172 @@ def schema_errors(value, schema: dict, where: str = "card", root: dict | None = 
             elif isinstance(extra, dict):
                 errors += schema_errors(v, extra, f"{where}.{k}", root)
     return errors
+
+
+# ---- checksum and provenance ---------------------------------------------------------------------
+
+CHECKSUM_NOTE = ("checksum: sha256 of the card's canonical JSON (all fields but this one, keys sorted); it detects "
+                 "edits and corruption, not a card forged with the tool")
+
+
+def canonical_json(card: dict) -> bytes:
+    """The bytes the checksum is taken over: every field but `checksum`, keys sorted, no spaces, UTF-8."""
+    try:
+        text = json.dumps({k: v for k, v in card.items() if k != "checksum"}, sort_keys=True, ensure_ascii=False,
+                          separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise CardError(f"the card cannot be written as JSON ({e})") from None
+    return text.encode("utf-8")
+
+
+def checksum(card: dict) -> str:
+    return "sha256:" + hashlib.sha256(canonical_json(card)).hexdigest()
+
+
+def with_checksum(card: dict) -> dict:
+    """The card (the same dict) with its checksum set to match its content: call it last."""
+    card.pop("checksum", None)
+    card["checksum"] = checksum(card)
+    return card
+
+
+def check_checksum(card: dict) -> bool:
+    """True when the card's checksum matches; False when it has none (a card older than checksums)."""
+    if "checksum" not in card:
+        return False
+    if card["checksum"] != checksum(card):
+        raise CardError("the card's checksum does not match its content (edited or corrupted after it was written)")
+    return True
+
+
+_SECRET = re.compile(r"token|key|password|secret|auth", re.I)
+
+
+def safe_command(argv: list[str] | None = None) -> list[str]:
+    """The command line that made a card, safe to publish: the program by its name, paths relative to
+    the working folder (or to ~), values of secret-looking flags hidden, long arguments cut."""
+    argv = list(sys.argv if argv is None else argv)
+    cwd, home = Path.cwd(), Path.home()
+
+    def one(arg: str) -> str:
+        flag, eq, value = arg.partition("=") if arg.startswith("--") else ("", "", arg)
+        if os.path.isabs(value):
+            path = Path(value)
+            for root, prefix in ((cwd, ""), (home, "~/")):
+                try:
+                    value = prefix + str(path.relative_to(root)) if path != root else (prefix.rstrip("/") or ".")
+                    break
+                except ValueError:
+                    continue
+        return (flag + eq + value)[:200]
+
+    out, hide = [], False
+    for i, arg in enumerate(argv[:64]):
+        if i == 0:
+            out.append(Path(arg).name or arg)
+        elif hide and not arg.startswith("-"):
+            out.append("<hidden>")
+        elif arg.startswith("--") and "=" in arg and _SECRET.search(arg.split("=")[0]):
+            out.append(arg.split("=")[0] + "=<hidden>")
+        else:
+            out.append(one(arg))
+        hide = arg.startswith("-") and "=" not in arg and bool(_SECRET.search(arg))
+    return out
+
+
+def provenance(argv: list[str] | None = None) -> dict:
+    """Who made a card and how: factbench version, the (safe) command line, when."""
+    from . import __version__
+
+    return {"factbench_version": __version__, "command": safe_command(argv),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+# ---- figures against their intervals and against their outcomes ----------------------------------
+
+_TOLERANCE = 1e-9  # recomputed floats are bit-identical; this only absorbs a JSON round trip
+
+
+def _short(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_intervals(value, where: str = "card") -> None:
+    """Every rate or difference ({value, low, high, n}) holds its value inside its own interval."""
+    if isinstance(value, dict):
+        if {"value", "low", "high", "n"} <= value.keys():
+            v, low, high = value["value"], value["low"], value["high"]
+            numbers = [x for x in (v, low, high) if x is not None]
+            if v is None or low is None or high is None:
+                if numbers:
+                    raise CardError(f"{where}: value, low and high must all be numbers or all be null")
+            elif not all(isinstance(x, (int, float)) and math.isfinite(x) for x in numbers):
+                raise CardError(f"{where}: value, low and high must be finite numbers")
+            elif not low <= v <= high:
+                raise CardError(f"{where}: value {_short(v)} is outside its own interval [{_short(low)}, "
+                                f"{_short(high)}]")
+        for k, v in value.items():
+            check_intervals(v, f"{where}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            check_intervals(v, f"{where}[{i}]")
+
+
+# keyed groups: one the card states but its outcomes do not make is a difference
+GROUPS = re.compile(r"(\.by_relation|\.by_category|^card\.guessable\.sets)$")
+
+
+def first_difference(stated, recomputed, where: str = "card") -> str | None:
+    """The first place where a card's stated figures differ from those recomputed from its outcomes, as one
+    line naming the field, its stated and its recomputed value; None when they agree."""
+    def differs(message: str) -> str:
+        return f"{where}: {message}"
+
+    if isinstance(recomputed, dict):
+        if not isinstance(stated, dict):
+            return differs(f"the card says {_short(stated)}, its outcomes give {_short(recomputed)}")
+        for k, v in recomputed.items():
+            if k not in stated:
+                return f"{where}.{k}: missing from the card, its outcomes give {_short(v)}"
+            d = first_difference(stated[k], v, f"{where}.{k}")
+            if d:
+                return d
+        if GROUPS.search(where):
+            extra = [k for k in stated if k not in recomputed]
+            if extra:
+                return f"{where}.{extra[0]}: in the card, but its outcomes have no such group"
+        return None
+    if isinstance(recomputed, list):
+        if not isinstance(stated, list) or len(stated) != len(recomputed):
+            return differs(f"the card says {_short(stated)}, its outcomes give {_short(recomputed)}")
+        for i, (a, b) in enumerate(zip(stated, recomputed)):
+            d = first_difference(a, b, f"{where}[{i}]")
+            if d:
+                return d
+        return None
+    number = (int, float)
+    if isinstance(recomputed, number) and not isinstance(recomputed, bool) and isinstance(stated, number) \
+            and not isinstance(stated, bool):
+        same = stated == recomputed if isinstance(recomputed, int) and isinstance(stated, int) else \
+            math.isfinite(stated) and abs(stated - recomputed) <= _TOLERANCE
+    else:
+        same = stated == recomputed and type(stated) is type(recomputed)
+    return None if same else differs(f"the card says {_short(stated)}, its outcomes give {_short(recomputed)}")
+
+
+def check_recomputed(card: dict, recompute) -> None:
+    """Refuse a card whose figures do not follow from its own outcomes (`recompute(card)`: the figures the
+    code that made the card gives for them), or whose outcomes cannot be read back."""
+    try:
+        expected = recompute(card)
+    except CardError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
+        raise CardError(f"the card's figures cannot be recomputed from its outcomes ({type(e).__name__}: {e})") \
+            from None
+    d = first_difference(card, expected)
+    if d:
+        raise CardError(f"{d} (edited, corrupted, or not made by factbench)")

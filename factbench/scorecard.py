@@ -58,8 +58,20 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from . import __version__
-from .card_schema import SCHEMA, SCHEMA_ID, schema_errors
+from .card_schema import (
+    SCHEMA,
+    SCHEMA_ID,
+    check_checksum,
+    check_intervals,
+    check_recomputed,
+    provenance,
+    safe_command,
+    schema_errors,
+    with_checksum,
+)
 from .errors import CardError, FactbenchError
 from .files import write_json
 from .identities import answers_sha256, ids_sha256, label, split_identity
@@ -75,8 +87,10 @@ if TYPE_CHECKING:
 RETENTION_SETS = ("heldout", "ood")  # sets of facts the base knew; guessable ones are scored apart
 
 
-def validate(card: dict) -> None:
-    """Schema and internal consistency; the first problem is one CardError line."""
+def validate(card: dict, *, recompute: bool = True) -> None:
+    """Schema, internal consistency, every value inside its interval, every figure recomputed from the card's
+    own outcomes (`recompute`), and the checksum where the card has one; the first problem is one CardError
+    line. A card without a checksum (made before they existed) passes here; the leaderboard refuses it."""
     errors = schema_errors(card, SCHEMA)
     if errors:
         raise CardError(f"not a valid {SCHEMA_ID} score card: {errors[0]}"
@@ -85,21 +99,87 @@ def validate(card: dict) -> None:
         raise CardError("the card's protocol_hash does not match its protocol (edited or corrupted)")
     for name, o in card["outcomes"].items():
         n = len(o["ids"])
-        if any(len(o[k]) != n for k in ("base", "tuned", "base_contains", "tuned_contains", "guessable")):
+        if any(len(o[k]) != n for k in ("base", "tuned", "base_contains", "tuned_contains", "guessable")) \
+                or len(o.get("category", o["ids"])) != n:
             raise CardError(f"the card's {name} outcomes do not have one entry per question (edited or corrupted)")
         entry = card["sets"].get(name)
         if not entry or entry["status"] != "scored" or entry["ids_sha256"] != ids_sha256(o["ids"]):
             raise CardError(f"the card's {name} outcomes do not match its {name} question set (edited or corrupted)")
+    for name, entry in card["sets"].items():
+        if entry["status"] == "scored" and name not in card["outcomes"]:
+            raise CardError(f"the card's {name} set is scored but has no outcomes (edited or corrupted)")
+    check_intervals(card)
+    if recompute:
+        check_recomputed(card, recomputed)
+    check_checksum(card)
+
+
+def recomputed(card: dict) -> dict:
+    """The card's figures as `score` makes them from the card's own per-question outcomes, with its bootstrap
+    settings: per scored set, the guessable sets and the summary. Cards made before outcomes carried each
+    question's SliCK category get no `by_category` here (those are checked for their sums alone)."""
+    st = card["statistics"]
+    boot = Bootstrap(resamples=st["bootstrap_resamples"], seed=st["seed"], level=st["level"])
+    sets, merged, guess_sets = {}, {}, {}
+    for name, entry in card["sets"].items():
+        merged[name] = dict(entry)
+        if entry["status"] != "scored":
+            continue
+        o = _expand(card["outcomes"][name])
+        recalled = o.subset(~o.guessable) if name in RETENTION_SETS else o
+        sets[name] = {"answered": len(o.ids)} | set_metrics(recalled, boot)
+        if name in RETENTION_SETS and o.guessable.any():
+            guess_sets[name] = set_metrics(o.subset(o.guessable), boot)
+        merged[name] |= sets[name]
+    if merged.get("heldout", {}).get("status") != "scored":
+        raise CardError("the card's heldout set is not scored: a score card's headline needs it (edited or corrupted)")
+    summary = _summary(merged, card["training_log"])
+    for name, m in [*sets.items(), *guess_sets.items()]:
+        if "category" not in card["outcomes"][name]:
+            _check_category_sums(card, name)
+            del m["flips"]["by_category"]
+    return {"summary": summary, "sets": sets,
+            "guessable": {"questions": sum(m["questions"] for m in guess_sets.values()), "sets": guess_sets}}
+
+
+def refigured(card: dict) -> dict:
+    """The card (the same dict) with every figure remade from its outcomes and its checksum reset: for a tool
+    or test that changes outcomes on purpose. It is also all a forger needs, which is why a valid checksum and
+    figures that agree with the outcomes prove the card consistent, never that its answers were really given."""
+    card.pop("checksum", None)
+    expected = recomputed(card)
+    for name, m in expected["sets"].items():
+        card["sets"][name] |= m
+    card["summary"] = expected["summary"]
+    card["guessable"] |= expected["guessable"]
+    return with_checksum(card)
+
+
+def _check_category_sums(card: dict, name: str) -> None:
+    """Without per-question categories, a set's by_category flips can only be checked to add up."""
+    flips = card["sets"][name]["flips"]
+    for cell in ("retained", "forgotten", "acquired", "never_known"):
+        total = sum(g[cell]["count"] for g in flips["by_category"].values())
+        if total != flips["all"][cell]["count"]:
+            raise CardError(f"card.sets.{name}.flips.by_category: its {cell} counts add up to {total}, not the "
+                            f"{flips['all'][cell]['count']} of the set (edited or corrupted)")
+
+
+def _expand(o: dict) -> Outcomes:
+    """A card's compact outcomes back into `Outcomes` (the inverse of `_compact`)."""
+    def flags(key):
+        return np.array([c == "1" for c in o[key]], dtype=bool)
+
+    return Outcomes(list(o["ids"]), [i.split("/")[0] for i in o["ids"]], list(o.get("category") or [None] * len(o["ids"])),
+                    flags("base"), flags("tuned"), flags("base_contains"), flags("tuned_contains"), flags("guessable"))
 
 
 def load_card(path: Path | str) -> dict:
+    """A score card from a file, validated (see `validate`); anything wrong with it is one CardError naming it."""
     path = Path(path)
     if not path.is_file():
         raise CardError(f"score card {path} does not exist")
-    try:
-        card = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError):
-        raise CardError(f"score card {path} is not valid JSON (truncated or corrupted?)") from None
+    card = read_json(path, "score card")
     if not isinstance(card, dict) or card.get("schema") != SCHEMA_ID:
         got = card.get("schema") if isinstance(card, dict) else type(card).__name__
         raise CardError(f"{path} is not a {SCHEMA_ID} score card (schema: {got!r})")
@@ -110,9 +190,54 @@ def load_card(path: Path | str) -> dict:
     return card
 
 
+def read_json(path: Path, what: str = "card"):
+    """A card file's JSON; unreadable, non-UTF-8, truncated or NaN-holding files are one CardError naming it."""
+    def no_constants(name):
+        raise ValueError(f"{name} is not a number JSON allows")
+
+    try:
+        return json.loads(Path(path).read_bytes().decode("utf-8"), parse_constant=no_constants)
+    except UnicodeDecodeError:
+        raise CardError(f"{what} {path} is not UTF-8 text (corrupted, or not a card)") from None
+    except ValueError as e:
+        raise CardError(f"{what} {path} is not valid JSON (truncated or corrupted?): {str(e)[:80]}") from None
+    except OSError as e:
+        raise CardError(f"{what} {path} cannot be read: {e.strerror or e}") from None
+    except RecursionError:
+        raise CardError(f"{what} {path} is nested too deeply to be a card") from None
+
+
 def write_card(card: dict, path: Path | str) -> None:
+    """Validate, (re)set the checksum to the card's content, write atomically."""
+    card.pop("checksum", None)
     validate(card)
+    write_json(path, with_checksum(card))
+
+
+def rehash(path: Path | str, *, argv: list[str] | None = None) -> dict:
+    """Give a card made before checksums its checksum, in place, after recomputing every figure from its
+    outcomes (refused when they disagree). Nothing is asked again; the card's provenance says so."""
+    from .auditing import card as audit_card
+
+    path = Path(path)
+    head = read_json(path)
+    is_audit = isinstance(head, dict) and head.get("schema") == audit_card.SCHEMA_ID
+    card = audit_card.load(path) if is_audit else load_card(path)
+    if "checksum" in card:
+        return card
+    record = card.get("provenance") or {"factbench_version": card["factbench_version"],
+                                        "command": ["(not recorded: the card was made before factbench recorded it)"],
+                                        "created": card["created"]}
+    record["checksum_added"] = {
+        "by": f"factbench {__version__}", "command": safe_command(argv),
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "note": "checksum added later, after recomputing every figure from the card's own per-question outcomes; "
+                "no model was asked again and no figure was changed"}
+    card["provenance"] = record
+    with_checksum(card)
+    (audit_card.validate if is_audit else validate)(card)
     write_json(path, card)
+    return card
 
 
 # ---- assembly ------------------------------------------------------------------------------------
@@ -168,6 +293,7 @@ def score(base: Answers, tuned: Answers, split: Split, *, training_log: Path | s
         "training_log": log,
         "outcomes": outcomes,
         "notes": notes,
+        "provenance": provenance(),
     }
     if log and card["summary"]["retention"]["value"] is not None:
         r = card["summary"]["retention"]
@@ -204,7 +330,7 @@ def _compact(o: Outcomes) -> dict:
         return "".join("1" if v else "0" for v in x)
 
     return {"ids": o.ids, "base": bits(o.base), "tuned": bits(o.tuned), "base_contains": bits(o.base_contains),
-            "tuned_contains": bits(o.tuned_contains), "guessable": bits(o.guessable)}
+            "tuned_contains": bits(o.tuned_contains), "guessable": bits(o.guessable), "category": list(o.category)}
 
 
 def _summary(sets: dict, log: dict | None) -> dict:

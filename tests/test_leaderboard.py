@@ -65,8 +65,6 @@ def cards(split, tmp_path_factory):
             card["notes"].append("recipe: selfdistill")
         if name == SCRIPT_NAME:  # hostile text in every other place a card carries text
             card["notes"] += ["recipe: *bold* | `tick` [x](y)", "</script><script>window.pwned=1</script>\u2028!"]
-            held = card["sets"]["heldout"]["flips"]["by_relation"]
-            held["P17<img src=x onerror=window.pwned=1>"] = held.pop("P17")
         write(name, card)
     other = answer_sources.read_answers(scripted_answers(root / "other", split, _right(split, range(10), 0), OTHER_BASE),
                                  "base")
@@ -80,6 +78,7 @@ def cards(split, tmp_path_factory):
 
 
 def _add_all(cards, folder):
+    assert main(["leaderboard", "init", "--dir", str(folder)]) == 0
     for name, path in cards.items():
         if name != "base folder":
             assert main(["leaderboard", "add", str(path), "--dir", str(folder)]) == 0
@@ -152,10 +151,12 @@ def test_add_refuses_duplicates_and_invalid_cards(case, message, board, cards, s
     before = _snapshot(board)
     card, folder = cards["sft"], board
     if case == "same identity":  # the same fine-tune, scored again with another bootstrap seed
-        edited = json.loads(card.read_text())
-        edited["statistics"]["seed"] = 7
+        root = cards["base folder"].parent
+        rescored = scorecard.score(answer_sources.read_answers(root / "base", "base"),
+                                   answer_sources.read_answers(root / "tuned-0", "tuned"), split,
+                                   boot=metrics.Bootstrap(resamples=200, seed=7))
         card = tmp_path / "rescored.json"
-        card.write_text(json.dumps(edited))
+        scorecard.write_card(rescored, card)
     elif case == "invalid":
         edited = json.loads(card.read_text())
         del edited["summary"]["retention"]["n"]
@@ -193,7 +194,7 @@ def test_a_broken_card_in_the_folder_stops_the_build_and_nothing_changes(board, 
 
 
 def test_an_empty_leaderboard_builds(tmp_path):
-    assert main(["leaderboard", "build", "--dir", str(tmp_path / "lb")]) == 0
+    assert main(["leaderboard", "build", "--dir", str(tmp_path / "lb"), "--create"]) == 0
     assert "No score cards yet." in (tmp_path / "lb" / "README.md").read_text()
     assert (tmp_path / "lb" / "leaderboard.csv").read_text().startswith("base,base_revision,fine_tune,")
     assert "No score cards yet" in (tmp_path / "lb" / "index.html").read_text()
@@ -342,7 +343,7 @@ def test_hostile_names_show_as_text_and_run_nothing(page):
     next(r for r in _rows(page) if r[0].text == SCRIPT_NAME)[0].click()
     detail = page.find_elements(By.CSS_SELECTOR, ".detail")[0].text
     assert "note: </script><script>window.pwned=1</script>" in detail
-    assert "P17<img src=x onerror=window.pwned=1>" in detail and "recipe: *bold* | `tick` [x](y)" in detail
+    assert "recipe: *bold* | `tick` [x](y)" in detail
     assert page.execute_script("return typeof window.pwned") == "undefined" and page.title == "factbench leaderboard"
     # offline: the page fetched nothing at all (no CDN, no images, no fonts)
     assert page.execute_script("return performance.getEntriesByType('resource').length") == 0

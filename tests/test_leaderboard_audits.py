@@ -7,7 +7,7 @@ import pytest
 from test_auditing import ACQUIRED, FORGOTTEN, PRESET, RECALLED, Named, _rule
 from test_leaderboard import browser  # noqa: F401  (the headless Chromium fixture)
 
-from factbench import leaderboard
+from factbench import card_schema, leaderboard
 from factbench.auditing import answers, audit
 from factbench.cli import main
 
@@ -28,7 +28,7 @@ def audit_board(tmp_path_factory, card):
     for name in ("forgetful", "faithful"):
         path = root / f"{name}.json"
         path.write_text(json.dumps(dict(audit(str(root / "base"), str(root / name), preset=PRESET, echo=quiet))))
-        assert main(["leaderboard", "add", str(path), "--dir", str(folder)]) == 0
+        assert main(["leaderboard", "add", str(path), "--dir", str(folder), "--create"]) == 0
     (root / "score.json").write_text(json.dumps(card))  # a score card of the scripted split, beside them
     assert main(["leaderboard", "add", str(root / "score.json"), "--dir", str(folder)]) == 0
     assert main(["leaderboard", "build", "--dir", str(folder)]) == 0
@@ -57,7 +57,7 @@ def test_an_audit_and_a_score_card_are_not_duplicates_but_two_audits_of_one_pair
     again = next(e for e in entries if getattr(e, "audit_set", None) and e.tuned == "faithful-tune")
     path = tmp_path / "again.json"
     again.card["created"] = "another time"
-    path.write_text(json.dumps(again.card))
+    path.write_text(json.dumps(card_schema.with_checksum(again.card)))
     assert main(["leaderboard", "add", str(path), "--dir", str(audit_board)]) == 2
     assert "already holds an audit card of the same base" in capsys.readouterr().err
 

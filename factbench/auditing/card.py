@@ -25,7 +25,7 @@ the fine-tune answers right under prompt 0; edited facts are left out of it.
 
 from __future__ import annotations
 
-import json
+import hashlib
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -34,7 +34,7 @@ import numpy as np
 
 from .. import __version__
 from ..card_schema import SCHEMA as SCORE_SCHEMA
-from ..card_schema import schema_errors
+from ..card_schema import check_checksum, check_intervals, check_recomputed, provenance, schema_errors, with_checksum
 from ..errors import CardError
 from ..identities import label as side_label
 from ..metrics import Bootstrap, Outcomes, complement, flip_cells, grouped_flips
@@ -48,6 +48,9 @@ UNKNOWN_TRAINING = ("unknown: factbench cannot know what this fine-tune was trai
 
 
 _RATE = {"$ref": "#/$defs/rate"}
+_OUTCOME_FIELDS = {"ids": "string", "relation": "string", "category": "string", "recalled": "bits",
+                   "guessable": "bits", "edited": "bits", "base": "bits", "tuned": "bits", "base_contains": "bits",
+                   "tuned_contains": "bits", "tuned_shape": "string", "base_answer": "string", "tuned_answer": "string"}
 SCHEMA = {
     "title": "factbench audit card",
     "type": "object",
@@ -72,15 +75,29 @@ SCHEMA = {
         "by_relation": {"type": "object", "additionalProperties": {
             "type": "object", "required": ["questions", "recalled", "retention", "forgotten"],
             "properties": {"retention": _RATE}}},
-        "outcomes": {"type": "object", "required": ["ids", "relation", "category", "recalled", "base", "tuned",
-                                                    "tuned_answer"]},
+        "statistics": SCORE_SCHEMA["properties"]["statistics"],
+        "answer_shapes": {"type": "object", "required": ["version"]},
+        "outcomes": {"type": "object", "required": list(_OUTCOME_FIELDS),
+                     "properties": {k: ({"type": "string", "pattern": "^[01]*$"} if kind == "bits" else
+                                        {"type": "array", "items": {"type": kind}})
+                                    for k, kind in _OUTCOME_FIELDS.items()}},
+        "acquisition": {"anyOf": [{"type": "null"}, {
+            "type": "object", "required": ["questions", "tuned_accuracy", "base_accuracy", "flips"],
+            "properties": {"questions": {"type": "integer", "minimum": 0}, "tuned_accuracy": _RATE,
+                           "base_accuracy": _RATE, "flips": {"$ref": "#/$defs/flips"},
+                           "outcomes": {"type": "object", "required": ["base", "tuned"],
+                                        "properties": {"base": {"type": "string", "pattern": "^[01]*$"},
+                                                       "tuned": {"type": "string", "pattern": "^[01]*$"}}}}}]},
         "notes": {"type": "array", "items": {"type": "string"}},
+        "checksum": {"$ref": "#/$defs/checksum"},
+        "provenance": {"$ref": "#/$defs/provenance"},
     },
 }
 
 
-def validate(card: dict) -> None:
-    """Schema and internal consistency of an audit card; the first problem is one CardError line."""
+def validate(card: dict, *, recompute: bool = True) -> None:
+    """Schema, internal consistency, every value inside its interval, every figure recomputed from the card's
+    own outcomes, and the checksum where the card has one; the first problem is one CardError line."""
     errors = schema_errors(card, SCHEMA | {"$defs": SCORE_SCHEMA["$defs"]})
     if errors:
         raise CardError(f"not a valid {SCHEMA_ID} audit card: {errors[0]}"
@@ -88,17 +105,33 @@ def validate(card: dict) -> None:
     if protocol_hash(card["protocol"]) != card["protocol_hash"]:
         raise CardError("the card's protocol_hash does not match its protocol (edited or corrupted)")
     o = card["outcomes"]
-    if any(len(o[k]) != len(o["ids"]) for k in ("relation", "category", "recalled", "base", "tuned", "tuned_answer")) \
+    if any(len(o[k]) != len(o["ids"]) for k in _OUTCOME_FIELDS if k in o) \
             or len(o["ids"]) != card["audit"]["questions"]:
         raise CardError("the card's outcomes do not have one entry per audit question (edited or corrupted)")
+    if hashlib.sha256("\n".join(o["ids"]).encode()).hexdigest() != card["audit"]["ids_sha256"]:
+        raise CardError("the card's outcomes are not the questions of its audit set (ids_sha256 differs: edited or "
+                        "corrupted)")
+    a = card["acquisition"]
+    if a and "outcomes" in a and not len(a["outcomes"]["base"]) == len(a["outcomes"]["tuned"]) == a["questions"]:
+        raise CardError("the card's acquisition outcomes do not have one entry per training question (edited or "
+                        "corrupted)")
+    check_intervals(card)
+    if recompute:
+        check_recomputed(card, recomputed)
+    check_checksum(card)
 
 
 def load(path: Path | str) -> dict:
+    """An audit card from a file, validated; anything wrong with it is one CardError naming the file."""
+    from ..scorecard import read_json
+
     path = Path(path)
-    try:
-        card = json.loads(path.read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
-        raise CardError(f"audit card {path} is not readable JSON") from None
+    if not path.is_file():
+        raise CardError(f"audit card {path} does not exist")
+    card = read_json(path, "audit card")
+    if not isinstance(card, dict) or card.get("schema") != SCHEMA_ID:
+        got = card.get("schema") if isinstance(card, dict) else type(card).__name__
+        raise CardError(f"{path} is not a {SCHEMA_ID} audit card (schema: {got!r})")
     try:
         validate(card)
     except CardError as e:
@@ -123,26 +156,64 @@ def build(*, preset: str, labels: dict[str, dict], base: dict, tuned, knowledge_
     prompt-0 answer {completion, em, contains} plus `identity`; `tuned`: its AuditAnswers."""
     facts = questions.facts(preset)
     ids = [f.id for f in facts]
-    relation = [f.relation for f in facts]
     base_answers = base["answers"]
     tuned_answers = {fid: tuned.answers[(fid, 0)] for fid in ids}
-    category = [labels[i]["category_label"] for i in ids]
-    known = np.array([labels[i]["known"] for i in ids], dtype=bool)
-    guessable = np.array([labels[i]["guessable"] for i in ids], dtype=bool)
-    is_edited = np.array([i in edited for i in ids], dtype=bool)
-    b = np.array([base_answers[i]["em"] for i in ids], dtype=bool)
-    t = np.array([tuned_answers[i]["em"] for i in ids], dtype=bool)
-    b_contains = np.array([base_answers[i]["contains"] for i in ids], dtype=bool)
-    t_contains = np.array([tuned_answers[i]["contains"] for i in ids], dtype=bool)
     t_shape = [answer_shape.shape(tuned_answers[i]["completion"]) for i in ids]
-    b_shape = [answer_shape.shape(base_answers[i]["completion"]) for i in ids]
+    outcomes = {
+        "ids": ids, "relation": [f.relation for f in facts], "category": [labels[i]["category_label"] for i in ids],
+        "label_source": [labels[i]["source"] for i in ids],
+        "recalled": _bits(labels[i]["known"] for i in ids), "guessable": _bits(labels[i]["guessable"] for i in ids),
+        "edited": _bits(i in edited for i in ids),
+        "base": _bits(base_answers[i]["em"] for i in ids), "tuned": _bits(tuned_answers[i]["em"] for i in ids),
+        "base_contains": _bits(base_answers[i]["contains"] for i in ids),
+        "tuned_contains": _bits(tuned_answers[i]["contains"] for i in ids),
+        "tuned_shape": t_shape, "base_answer": [base_answers[i]["completion"] for i in ids],
+        "tuned_answer": [tuned_answers[i]["completion"] for i in ids],
+    }
+    card = {
+        "schema": SCHEMA_ID,
+        "kind": "factbench audit card",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "factbench_version": __version__,
+        "audit": questions.identity(preset),
+        "protocol": question_protocol(),
+        "protocol_hash": protocol_hash(question_protocol()),
+        "knowledge_rule": knowledge_rule,
+        "base": base["identity"] | {"label": side_label(base["identity"])},
+        "tuned": tuned.identity | {"decoding": tuned.decoding, "answers_sha256": tuned.sha256(),
+                                   "label": side_label(tuned.identity)},
+        "training_data": {"known": True} | training.identity() if training else
+        {"known": False, "note": UNKNOWN_TRAINING},
+        "statistics": {"bootstrap_resamples": boot.resamples, "seed": boot.seed, "level": boot.level,
+                       "unit": "question"},
+        **figures(outcomes, boot, acquisition, training_known=bool(training)),
+        "acquisition": acquisition,
+        "outcomes": outcomes,
+        "notes": notes,
+        "provenance": provenance(),
+    }
+    return with_checksum(card)
+
+
+def figures(o: dict, boot: Bootstrap, acquisition: dict | None, *, training_known: bool) -> dict:
+    """Every figure of an audit card from its per-question outcomes (`build` makes them with this, and
+    `validate` recomputes them with it): summary, by_relation, by_category, flips, answer_shapes, edited."""
+    ids, relation, category = o["ids"], o["relation"], o["category"]
+
+    def flags(key):
+        return np.array([c == "1" for c in o[key]], dtype=bool)
+
+    known, guessable, is_edited = flags("recalled"), flags("guessable"), flags("edited")
+    b, t, b_contains, t_contains = flags("base"), flags("tuned"), flags("base_contains"), flags("tuned_contains")
+    t_shape = [answer_shape.shape(c) for c in o["tuned_answer"]]
+    b_shape = [answer_shape.shape(c) for c in o["base_answer"]]
     t_break = np.array([s != "answer" for s in t_shape], dtype=bool)
-    highly = np.array([labels[i]["category"] == "HighlyKnown" for i in ids], dtype=bool)
+    highly = np.array([str(c).startswith("HighlyKnown") for c in category], dtype=bool)
     recalled = known & ~is_edited
     kept = ~is_edited
     forgotten = recalled & ~t
 
-    everything = Outcomes(ids, relation, category, b, t, b_contains, t_contains, guessable)
+    everything = Outcomes(list(ids), list(relation), list(category), b, t, b_contains, t_contains, guessable)
     not_edited = everything.subset(kept)
     summary = {
         "retention": boot.rate(t[recalled]),
@@ -181,42 +252,53 @@ def build(*, preset: str, labels: dict[str, dict], base: dict, tuned, knowledge_
             "format_breaks": boot.rate(t_break[idx]), "edited": int(is_edited[idx].sum()),
         }
     grouped = grouped_flips(not_edited, boot)
-    card = {
-        "schema": SCHEMA_ID,
-        "kind": "factbench audit card",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "factbench_version": __version__,
-        "audit": questions.identity(preset),
-        "protocol": question_protocol(),
-        "protocol_hash": protocol_hash(question_protocol()),
-        "knowledge_rule": knowledge_rule,
-        "base": base["identity"] | {"label": side_label(base["identity"])},
-        "tuned": tuned.identity | {"decoding": tuned.decoding, "answers_sha256": tuned.sha256(),
-                                   "label": side_label(tuned.identity)},
-        "training_data": {"known": True} | training.identity() if training else
-        {"known": False, "note": UNKNOWN_TRAINING},
-        "statistics": {"bootstrap_resamples": boot.resamples, "seed": boot.seed, "level": boot.level,
-                       "unit": "question"},
+    return {
         "summary": summary,
         "by_relation": by_relation,
         "by_category": {c: {"questions": f["questions"], "flips": f} for c, f in grouped["by_category"].items()},
         "flips": grouped["all"],
         "answer_shapes": {"version": answer_shape.SHAPE_VERSION,
-                          "tuned": answer_shape.shape_counts(tuned_answers[i]["completion"] for i in ids),
-                          "base": answer_shape.shape_counts(base_answers[i]["completion"] for i in ids)},
-        "edited": _edited(b, t, is_edited, boot) if training else None,
-        "acquisition": acquisition,
-        "outcomes": {
-            "ids": ids, "relation": relation, "category": category,
-            "label_source": [labels[i]["source"] for i in ids],
-            "recalled": _bits(known), "guessable": _bits(guessable), "edited": _bits(is_edited),
-            "base": _bits(b), "tuned": _bits(t), "base_contains": _bits(b_contains), "tuned_contains": _bits(t_contains),
-            "tuned_shape": t_shape, "base_answer": [base_answers[i]["completion"] for i in ids],
-            "tuned_answer": [tuned_answers[i]["completion"] for i in ids],
-        },
-        "notes": notes,
+                          "tuned": answer_shape.shape_counts(o["tuned_answer"]),
+                          "base": answer_shape.shape_counts(o["base_answer"])},
+        "edited": _edited(b, t, is_edited, boot) if training_known else None,
     }
-    return card
+
+
+def recomputed(card: dict) -> dict:
+    """An audit card's figures recomputed from its own outcomes, with its bootstrap settings (see `figures`).
+    The acquisition (the fine-tune's training questions) is recomputed where the card holds those questions'
+    outcomes (cards from this version on); older cards' acquisition is checked against its own flip counts."""
+    st = card["statistics"]
+    boot = Bootstrap(resamples=st["bootstrap_resamples"], seed=st["seed"], level=st["level"])
+    version = card["answer_shapes"].get("version") if isinstance(card["answer_shapes"], dict) else None
+    if version != answer_shape.SHAPE_VERSION:
+        raise CardError(f"the card's answers were shaped by answer-shape version {version!r}, not this factbench's "
+                        f"{answer_shape.SHAPE_VERSION!r}: its format-break figures cannot be recomputed here")
+    acquisition = card["acquisition"]
+    expected_acquisition = acquisition
+    if acquisition and "outcomes" in acquisition:
+        a = acquisition["outcomes"]
+        expected_acquisition = acquisition_metrics(np.array([c == "1" for c in a["base"]], dtype=bool),
+                                                   np.array([c == "1" for c in a["tuned"]], dtype=bool), boot)
+    elif acquisition:
+        _check_acquisition_counts(acquisition)
+    o = card["outcomes"]
+    expected = figures(o, boot, expected_acquisition, training_known=bool(card["training_data"]["known"]))
+    expected["outcomes"] = {"tuned_shape": [answer_shape.shape(c) for c in o["tuned_answer"]]}
+    if acquisition and "outcomes" in acquisition:
+        expected["acquisition"] = expected_acquisition
+    return expected
+
+
+def _check_acquisition_counts(acquisition: dict) -> None:
+    flips, n = acquisition["flips"], acquisition["questions"]
+    right = {"tuned_accuracy": flips["retained"]["count"] + flips["acquired"]["count"],
+             "base_accuracy": flips["retained"]["count"] + flips["forgotten"]["count"]}
+    for key, count in right.items():
+        value = acquisition[key]["value"]
+        if n != acquisition[key]["n"] or (n and abs(value - count / n) > 1e-9):
+            raise CardError(f"card.acquisition.{key}: the card says {value} of {acquisition[key]['n']}, its flip "
+                            f"counts give {count} of {n} (edited or corrupted)")
 
 
 def _edited(b, t, is_edited, boot: Bootstrap) -> dict:
@@ -225,10 +307,12 @@ def _edited(b, t, is_edited, boot: Bootstrap) -> dict:
 
 
 def acquisition_metrics(base_right: np.ndarray, tuned_right: np.ndarray, boot: Bootstrap) -> dict:
-    """The fine-tune's accuracy on its own training questions, the base's beside it, and their flips."""
+    """The fine-tune's accuracy on its own training questions, the base's beside it, and their flips; with
+    both sides' outcomes on those questions, in order, so that a reader can recompute them."""
     return {"questions": len(base_right), "tuned_accuracy": boot.rate(tuned_right),
             "base_accuracy": boot.rate(base_right), "change": boot.paired(tuned_right, base_right),
-            "flips": flip_cells(base_right, tuned_right, boot)}
+            "flips": flip_cells(base_right, tuned_right, boot),
+            "outcomes": {"base": _bits(base_right), "tuned": _bits(tuned_right)}}
 
 
 def _bits(x) -> str:

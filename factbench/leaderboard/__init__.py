@@ -19,16 +19,22 @@ the same thing (factbench.protocol). Every string from a card is untrusted and e
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
 import re
+import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import scorecard
-from ..errors import CardError, FactbenchError
-from ..files import atomic_path, write_json, write_text
+from ..errors import BusyError, CardError, FactbenchError
+from ..files import WRITE_ERRNOS, make_dirs, write_error, write_json
 from ..identities import model_key
 
 MISSING = "—"
@@ -194,21 +200,63 @@ def content_hash(card: dict) -> str:
 
 
 def read_card(path: Path) -> dict:
-    """A score card or an audit card, validated by its own schema."""
+    """A score card or an audit card, validated by its own schema, its figures recomputed from its outcomes."""
     from ..auditing import card as audit_card
 
-    try:
-        head = json.loads(Path(path).read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
-        head = None
+    head = scorecard.read_json(Path(path)) if Path(path).is_file() else None
     if isinstance(head, dict) and head.get("schema") == audit_card.SCHEMA_ID:
         return audit_card.load(path)
     return scorecard.load_card(path)
 
 
+def require_checksum(card: dict, path: Path) -> None:
+    """The leaderboard takes only cards with a checksum: an older card must be checked and rehashed first."""
+    if "checksum" not in card:
+        raise LeaderboardError(f"{path} has no checksum (made before factbench wrote them): run `factbench "
+                               f"leaderboard rehash {path}`, which recomputes every figure from its outcomes and adds one")
+
+
+@contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive flock on the leaderboard folder itself (no lock file left in a published folder): a second
+    `add` or `build` of the same leaderboard is refused at once with a BusyError."""
+    folder = make_dirs(folder)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BusyError(f"{folder} is being written by another factbench process; wait for it to finish") \
+                from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def is_leaderboard(folder: Path) -> bool:
+    return cards_dir(folder).is_dir()
+
+
+def check_folder(folder: Path, create: bool) -> None:
+    """Refuse a --dir that is not a leaderboard (a typo would silently start a new board) unless `create`."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise LeaderboardError(f"--dir {folder} is a file, not a leaderboard folder")
+    if not create and not is_leaderboard(folder):
+        raise LeaderboardError(f"--dir {folder} is not a leaderboard (it has no cards/ folder): check the path, or "
+                               f"pass --create to start a new leaderboard there")
+
+
+def init(folder: Path) -> Path:
+    """An empty leaderboard folder (its cards/ folder), ready for `add`."""
+    check_folder(folder, create=True)
+    make_dirs(cards_dir(folder))
+    return Path(folder)
+
+
 def load_entries(folder: Path) -> list:
-    """Every card in FOLDER/cards, validated (Entry for score cards, AuditEntry for audits); a broken card
-    or a duplicate stops the build."""
+    """Every card in FOLDER/cards, validated (Entry for score cards, AuditEntry for audits); a broken card,
+    a card without checksum or a duplicate stops the build."""
     from .audits import AuditEntry, is_audit
 
     folder = Path(folder)
@@ -220,6 +268,7 @@ def load_entries(folder: Path) -> list:
             card = read_card(path)
         except CardError as e:
             raise LeaderboardError(f"{e}; fix or remove it") from None
+        require_checksum(card, path)
         entry = AuditEntry(path.name, card) if is_audit(card) else Entry(path.name, card)
         _refuse_duplicate(card, entries, folder)
         entries.append(entry)
@@ -239,18 +288,36 @@ def _refuse_duplicate(card: dict, entries: list[Entry], folder: Path) -> None:
                 f"(tuned.model: {key[1]}) and question protocol (protocol_hash: {key[2]}); remove it to replace it")
 
 
-def add(card_path: Path, folder: Path) -> Path:
-    """Validate a score or audit card and copy it into FOLDER/cards; refuse invalid cards and duplicates."""
+def add(card_path: Path, folder: Path, *, create: bool = True) -> Path:
+    """Validate a score or audit card (its figures recomputed from its outcomes, its checksum checked) and
+    copy it into FOLDER/cards; refuse invalid cards, cards without checksum and duplicates. `create=False`
+    (the CLI's default) refuses a FOLDER that is not a leaderboard yet."""
     from .audits import is_audit
 
+    folder = Path(folder)
+    check_folder(folder, create)
     card = read_card(card_path)  # names the first invalid field
-    entries = load_entries(folder)
-    _refuse_duplicate(card, entries, folder)
-    base, tuned = model_name(card["base"]), model_name(card["tuned"])
-    kind = "audit--" if is_audit(card) else ""
-    target = cards_dir(folder) / f"{kind}{slugify(base, 30)}--{slugify(tuned)}-{content_hash(card)[:10]}.json"
-    write_json(target, card)
+    require_checksum(card, Path(card_path))
+    with folder_lock(folder):
+        entries = load_entries(folder)
+        _refuse_duplicate(card, entries, folder)
+        base, tuned = model_name(card["base"]), model_name(card["tuned"])
+        kind = "audit--" if is_audit(card) else ""
+        target = cards_dir(folder) / f"{kind}{slugify(base, 30)}--{slugify(tuned)}-{content_hash(card)[:10]}.json"
+        write_json(target, card)
     return target
+
+
+def rehash(paths: list[Path]) -> list[Path]:
+    """Give older cards (made before checksums) theirs, after recomputing every figure from their outcomes;
+    a card whose figures disagree is refused and left as it was. Cards that have one are left alone."""
+    done = []
+    for path in paths:
+        before = scorecard.read_json(Path(path)) if Path(path).is_file() else None
+        scorecard.rehash(path)
+        if isinstance(before, dict) and "checksum" not in before:
+            done.append(Path(path))
+    return done
 
 
 # ---- build ---------------------------------------------------------------------------------------
@@ -267,25 +334,67 @@ def factbench_commit() -> str | None:
     return done.stdout.strip() or None
 
 
-def build(folder: Path) -> list[Path]:
-    """Render everything in memory first, then write each output atomically: a failed build changes nothing."""
+OUTPUTS = ("README.md", "leaderboard.csv", "audits.csv", "index.html", "plots")
+
+
+def build(folder: Path, *, create: bool = True) -> list[Path]:
+    """Render everything in memory, write it all beside the old outputs, then swap it in: the built output
+    (README, CSVs, page, plots) appears whole or not at all. `create=False` (the CLI's default) refuses a
+    FOLDER that is not a leaderboard."""
     from . import plots, render
     from .audits import AuditEntry, audit_tables
 
     folder = Path(folder)
-    entries = load_entries(folder)
-    grouped = tables([e for e in entries if isinstance(e, Entry)])
-    audits = audit_tables([e for e in entries if isinstance(e, AuditEntry)])
-    commit = factbench_commit()
-    pngs = {f"{t.slug}.png": plots.tradeoff_png(t) for t in grouped}
-    outputs = {"README.md": render.markdown(grouped, commit, audits),
-               "leaderboard.csv": render.csv_text(grouped, commit),
-               "audits.csv": render.audits_csv(audits, commit),
-               "index.html": render.page(grouped, commit, audits)}
-    with atomic_path(folder / "plots") as tmp:  # the whole folder, so plots of removed cards go too
-        tmp.mkdir()
-        for name, png in pngs.items():
-            (tmp / name).write_bytes(png)
-    for name, text in outputs.items():
-        write_text(folder / name, text)
+    check_folder(folder, create)
+    make_dirs(cards_dir(folder))
+    with folder_lock(folder):
+        entries = load_entries(folder)
+        grouped = tables([e for e in entries if isinstance(e, Entry)])
+        audits = audit_tables([e for e in entries if isinstance(e, AuditEntry)])
+        commit = factbench_commit()
+        pngs = {f"{t.slug}.png": plots.tradeoff_png(t) for t in grouped}
+        outputs = {"README.md": render.markdown(grouped, commit, audits),
+                   "leaderboard.csv": render.csv_text(grouped, commit),
+                   "audits.csv": render.audits_csv(audits, commit),
+                   "index.html": render.page(grouped, commit, audits)}
+        _swap_in(folder, outputs, pngs)
     return [folder / name for name in outputs] + [folder / "plots" / name for name in pngs]
+
+
+def _swap_in(folder: Path, texts: dict[str, str], pngs: dict[str, bytes]) -> None:
+    """Write every output into a staging folder in FOLDER (a full disk fails here, and nothing has changed),
+    then move each old output aside and each new one into place (renames: no new space); a failed rename
+    puts every old output back."""
+    try:
+        stage = Path(tempfile.mkdtemp(prefix=".build-", dir=folder))
+    except OSError as e:
+        raise write_error(folder, e) from None
+    new, old = stage / "new", stage / "old"
+    try:
+        try:
+            old.mkdir()
+            (new / "plots").mkdir(parents=True)
+            for name, text in texts.items():
+                (new / name).write_text(text, encoding="utf-8")
+            for name, png in pngs.items():
+                (new / "plots" / name).write_bytes(png)
+        except OSError as e:
+            if e.errno not in WRITE_ERRNOS:
+                raise
+            raise write_error(folder, e) from None
+        moved: list[str] = []
+        try:
+            for name in OUTPUTS:
+                if (folder / name).exists() or (folder / name).is_symlink():
+                    os.replace(folder / name, old / name)
+                moved.append(name)
+                os.replace(new / name, folder / name)
+        except OSError as e:
+            for name in reversed(moved):
+                if (folder / name).exists() and not (new / name).exists():
+                    os.replace(folder / name, new / name)
+                if (old / name).exists():
+                    os.replace(old / name, folder / name)
+            raise write_error(folder, e) from None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)

@@ -17,20 +17,35 @@ def color(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
 
 
-def _plotted(t) -> list:
-    return [e for e in t.entries if (e.summary["acquisition"] or {}).get("value") is not None]
+def _has(rate) -> bool:
+    return bool(rate) and all(rate.get(k) is not None for k in ("value", "low", "high"))
+
+
+def plotted(t) -> list:
+    """The rows with a point to plot: both retention and acquisition measured (n > 0)."""
+    return [e for e in t.entries if _has(e.summary["acquisition"]) and _has(e.summary["retention"])]
+
+
+def base_plotted(t) -> tuple[dict, dict] | None:
+    """The base's own (retention, acquisition), when both were measured."""
+    base_retention, base_acquisition = t.entries[0].base_point()
+    return (base_retention, base_acquisition) if _has(base_retention) and _has(base_acquisition) else None
+
+
+def bar(rate: dict) -> tuple[float, float]:
+    """The error bar's lengths below and above the value, never negative (matplotlib refuses those)."""
+    return max(0.0, rate["value"] - rate["low"]), max(0.0, rate["high"] - rate["value"])
 
 
 def axis_ranges(t) -> tuple[tuple[float, float], tuple[float, float]]:
     """Axes snapped to 10% steps around every point, interval and the base: close-up, never misleading."""
     xs, ys = [], []
-    for e in _plotted(t):
-        xs += [e.summary["acquisition"][k] for k in ("low", "high")]
-        ys += [e.summary["retention"][k] for k in ("low", "high")]
-    base_retention, base_acquisition = t.entries[0].base_point()
-    if base_acquisition and base_acquisition["value"] is not None:
-        xs.append(base_acquisition["value"])
-        ys.append(base_retention["value"])
+    for e in plotted(t):
+        xs += [e.summary["acquisition"][k] for k in ("value", "low", "high")]
+        ys += [e.summary["retention"][k] for k in ("value", "low", "high")]
+    if base := base_plotted(t):
+        xs.append(base[1]["value"])
+        ys.append(base[0]["value"])
 
     def snap(values):
         if not values:
@@ -58,18 +73,18 @@ def tradeoff_png(t) -> bytes:
     fig = Figure(figsize=(6.4, 4.4), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    base_retention, base_acquisition = t.entries[0].base_point()
-    if base_acquisition and base_acquisition["value"] is not None:
+    if base := base_plotted(t):
+        base_retention, base_acquisition = base
         ax.plot([base_acquisition["value"]], [base_retention["value"]], "s", mfc="none", mec="black", ms=8)
         ax.annotate("base", (base_acquisition["value"], base_retention["value"]), xytext=(6, 6),
                     textcoords="offset points", fontsize=8)
     for i, e in enumerate(t.entries):
-        ret, acq = e.summary["retention"], e.summary["acquisition"]
-        if not acq or acq["value"] is None:
+        if e not in plotted(t):
             continue
-        ax.errorbar(acq["value"], ret["value"], xerr=[[acq["value"] - acq["low"]], [acq["high"] - acq["value"]]],
-                    yerr=[[ret["value"] - ret["low"]], [ret["high"] - ret["value"]]], fmt="o", color=color(i),
-                    capsize=3, ms=6)
+        ret, acq = e.summary["retention"], e.summary["acquisition"]
+        (x_low, x_high), (y_low, y_high) = bar(acq), bar(ret)
+        ax.errorbar(acq["value"], ret["value"], xerr=[[x_low], [x_high]], yerr=[[y_low], [y_high]], fmt="o",
+                    color=color(i), capsize=3, ms=6)
         name = e.tuned if len(e.tuned) <= 28 else e.tuned[:27] + "…"
         # parse_math=False: a "$" in a model name is text, not mathtext (which may fail to parse)
         ax.annotate(name, (acq["value"], ret["value"]), xytext=(6, 6), textcoords="offset points", fontsize=8,

@@ -310,16 +310,17 @@ def tradeoff_svg(t: Table, first_index: int) -> str:
                'acquisition: new facts answered right</text>'
                f'<text transform="translate(16 {(top + height - bottom) / 2}) rotate(-90)" text-anchor="middle" '
                'class="axis">retention: known facts kept</text>')
-    base_retention, base_acquisition = t.entries[0].base_point()
-    if base_acquisition and base_acquisition["value"] is not None:
+    if base := plots.base_plotted(t):
+        base_retention, base_acquisition = base
         bx, by = px(base_acquisition["value"]), py(base_retention["value"])
         out.append(f'<g class="base-point"><title>{escape(t.base)} before fine-tuning: retention '
                    f'{rate(base_retention)}, acquisition {rate(base_acquisition)}</title>'
                    f'<rect x="{bx - 5:.1f}" y="{by - 5:.1f}" width="10" height="10"/>'
                    f'<text x="{bx + 8:.1f}" y="{by - 8:.1f}">base</text></g>')
+    shown = plots.plotted(t)
     for i, e in enumerate(t.entries):
         ret, acq = e.summary["retention"], e.summary["acquisition"]
-        if not acq or acq["value"] is None:
+        if e not in shown:
             continue
         x, y, color = px(acq["value"]), py(ret["value"]), plots.color(i)
         anchor, dx = ("end", -9) if x > (left + width - right) / 2 else ("start", 9)
@@ -331,8 +332,9 @@ def tradeoff_svg(t: Table, first_index: int) -> str:
                    f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5"/>'
                    f'<text x="{x + dx:.1f}" y="{y - 7:.1f}" text-anchor="{anchor}">{escape(name)}</text></g>')
     out.append("</svg>")
-    missing = [e.tuned for e in t.entries if (e.summary["acquisition"] or {}).get("value") is None]
+    missing = [e.tuned for e in t.entries if e not in shown]
     if missing:
-        out.append(f'<p class="hint">Not plotted (no answers on the new facts): {escape(", ".join(missing))}</p>')
+        out.append(f'<p class="hint">Not plotted (no answers on the new facts, or no recalled held-out facts): '
+                   f'{escape(", ".join(missing))}</p>')
     return "".join(out)
 
