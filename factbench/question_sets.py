@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
 from . import data, knowledge, splits
 from .data import Fact
-from .errors import FactbenchError
+from .errors import BusyError, FactbenchError
 from .files import cache_dir
 from .protocol import made_under_other_protocol, protocol_hash, question_protocol
 
@@ -143,17 +145,38 @@ def split_for_profile(profile_dir: Path, profile_flag: str = "profile") -> Path:
             made_under_other_protocol(what, profile.protocol_hash, profile.manifest.get("protocol"),
                                       question_protocol(), ("profile", "now"))
             + "; probe the base model again with this factbench")
-    settings = fitting_settings(profile)
+    hint = f"make one with `factbench split --profile {profile_dir} ...` and pass split=DIR instead"
+    try:
+        settings = fitting_settings(profile)
+    except FactbenchError:
+        raise QuestionSetError(f"cannot derive a split from {what}: it holds no known or Unknown facts to "
+                               f"draw from; {hint}") from None
     key = json.dumps({"profile": profile.manifest["profile_sha256"], "settings": asdict(settings),
                       "split_schema": splits.SPLIT_SCHEMA}, sort_keys=True)
     out = cache_dir() / "splits" / hashlib.sha256(key.encode()).hexdigest()[:16]
-    if not (out / "manifest.json").is_file():
+    if out.exists():
         try:
-            splits.make_split(profile, settings, out)
+            splits.load_split(out)
+            return out
         except FactbenchError as e:
-            raise QuestionSetError(f"cannot derive a split from {what}: {e}; make one with `factbench split "
-                                   f"--profile {profile_dir} ...` and pass split=DIR instead") from None
+            # A cached derivation is ours to remake: a damaged or half-removed one is drawn again.
+            print(f"factbench: cached split {out} damaged ({e}): drawing it again", file=sys.stderr)
+            _remove(out)
+    try:
+        splits.make_split(profile, settings, out)
+    except BusyError:
+        raise
+    except FactbenchError as e:
+        raise QuestionSetError(f"cannot derive a split from {what}: {e}; {hint}") from None
     return out
+
+
+def _remove(folder: Path) -> None:
+    try:
+        shutil.rmtree(folder) if folder.is_dir() else folder.unlink()
+    except OSError as e:
+        raise QuestionSetError(f"cannot remove the damaged cached split {folder} ({e.strerror or e}); "
+                               "remove it by hand and rerun") from None
 
 
 # ---- the questions -------------------------------------------------------------------------------

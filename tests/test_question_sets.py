@@ -63,3 +63,32 @@ def test_a_split_made_under_another_protocol_is_refused(scripted, tmp_path):
     (copy / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(QuestionSetError, match="was made under question protocol 0123456789abcdef"):
         question_sets.find_split(copy)
+
+
+def test_a_damaged_cached_derivation_is_drawn_again(scripted, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FACTBENCH_CACHE", str(tmp_path / "cache"))
+    first = question_sets.find_split(profile=scripted[0])
+    files = {p.name: p.read_bytes() for p in first.path.iterdir()}
+    for damage in (lambda d: (d / "manifest.json").write_text("[1]"),
+                   lambda d: (d / "train.jsonl").write_bytes(b"\xff\xfe"),
+                   lambda d: (d / "heldout.jsonl").unlink()):
+        damage(first.path)
+        capsys.readouterr()
+        again = question_sets.find_split(profile=scripted[0])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "damaged" in err[0] and "drawing it again" in err[0]
+        assert again.path == first.path and {p.name: p.read_bytes() for p in again.path.iterdir()} == files
+
+
+def test_a_profile_with_nothing_to_draw_from_is_one_line(tmp_path, monkeypatch):
+    from test_knowledge import SMOKE, ScriptedEngine
+
+    from factbench import knowledge
+
+    monkeypatch.setenv("FACTBENCH_CACHE", str(tmp_path / "cache"))
+    gold = {f.question: f.answers[0] for f in knowledge.Pool(relations=("P17",), per_relation=3).facts()}
+    # 3 facts, all known: a quarter of them (or half the Unknown, or of OOD) is 0 for every size
+    out = knowledge.probe(ScriptedEngine(lambda q, ex, i: gold[q]), knowledge.Pool(relations=("P17",), per_relation=3),
+                          SMOKE, tmp_path / "p")
+    with pytest.raises(QuestionSetError, match="cannot derive a split from profile"):
+        question_sets.find_split(profile=out)
