@@ -129,13 +129,17 @@ def _template_regex(template: str) -> re.Pattern:
 def _checksums(data_dir: Path) -> dict[str, str]:
     path = data_dir / "SHA256SUMS"
     try:
-        lines = path.read_text().splitlines()
+        lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as e:
         raise DataError(f"cannot read {path} ({e.strerror}); reinstall factbench") from None
+    except ValueError:
+        raise DataError(f"{path} is corrupted (not UTF-8); reinstall factbench") from None
     sums = {}
-    for line in lines:
-        digest, name = line.split()
-        sums[name] = digest
+    for number, line in enumerate(lines, 1):
+        parts = line.split()
+        if len(parts) != 2 or not re.fullmatch(r"[0-9a-f]{64}", parts[0]):
+            raise DataError(f"{path} is corrupted (line {number} is not '<sha256> <file>'); reinstall factbench")
+        sums[parts[1]] = parts[0]
     return sums
 
 
@@ -147,7 +151,9 @@ def _load_file(relation: str, split: str, data_dir: Path) -> tuple[Fact, ...]:
         raw = lzma.decompress(path.read_bytes())
     except FileNotFoundError:
         raise DataError(f"data file {path} is missing; reinstall factbench") from None
-    except lzma.LZMAError:
+    except OSError as e:
+        raise DataError(f"cannot read data file {path} ({e.strerror or e}); reinstall factbench") from None
+    except (lzma.LZMAError, EOFError):
         raise DataError(f"data file {path} is corrupted (not valid xz); reinstall factbench") from None
     expected = _checksums(data_dir).get(name)
     actual = hashlib.sha256(raw).hexdigest()
@@ -188,7 +194,7 @@ def get(fact_ids: Iterable[str], data_dir: Path | None = None) -> list[Fact]:
             relation, split, index = fid.split("/")
             rows = _load_file(check_relations([relation])[0], check_split(split), Path(data_dir or DATA_DIR))
             out.append(rows[int(index)])
-        except (ValueError, IndexError):
+        except (ValueError, IndexError, TypeError, AttributeError):
             raise DataError(f"no EntityQuestions fact with id {fid!r}") from None
     return out
 

@@ -67,3 +67,24 @@ def test_bad_names_are_refused():
         data.load("validation")
     with pytest.raises(DataError, match="no EntityQuestions fact"):
         data.get(["P17/dev/999999"])
+
+
+@pytest.mark.parametrize("sums, message", [
+    (b"\xff\xfe not utf-8\n", "not UTF-8"),
+    (b"just-one-field\n", r"line 1 is not '<sha256> <file>'"),
+    (b"abc dev/P17.dev.json\n", r"line 1 is not '<sha256> <file>'"),
+])
+def test_a_damaged_checksum_list_is_refused(data_copy, sums, message):
+    (data_copy / "SHA256SUMS").write_bytes(sums)
+    with pytest.raises(DataError, match=message + ".*reinstall factbench"):
+        data.load("dev", ["P17"], data_dir=data_copy)
+
+
+def test_a_truncated_file_and_ids_that_are_not_ids_are_refused(data_copy):
+    path = data_copy / "dev" / "P36.dev.json.xz"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(DataError, match="corrupted"):
+        data.load("dev", ["P36"], data_dir=data_copy)
+    for bad in (None, 17, ["P17", "dev", "0"], "P17/dev"):
+        with pytest.raises(DataError, match="no EntityQuestions fact"):
+            data.get([bad])

@@ -349,3 +349,16 @@ def test_a_manifest_missing_keys_or_rows_of_the_wrong_shape_are_refused(tmp_path
         (out / "manifest.json").write_text(json.dumps(manifest | {"profile_sha256": hashlib.sha256(rows).hexdigest()}))
         with pytest.raises(DataError, match="is not a valid profile"):
             knowledge.load_profile(out)
+
+
+def test_a_damaged_cached_audit_base_profile_is_not_taken_for_one(tmp_path, monkeypatch):
+    from factbench.auditing import base
+
+    monkeypatch.setenv("FACTBENCH_CACHE", str(tmp_path))
+    want = base.expected_protocol({"source": "local", "name": "m", "content_sha256": "ab" * 32}, "hf", "float32",
+                                  "small")
+    folder = base.cache_folder(want)
+    folder.mkdir(parents=True)
+    for damaged in (b"[1, 2]", b'{"probe_protocol": [1]}', b'{"probe_protocol": {"model": "m"}}', b"\xff\xfe"):
+        (folder / "manifest.json").write_bytes(damaged)
+        assert base.find_cached(want) is None  # asked again, never a crash

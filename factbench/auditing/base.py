@@ -22,6 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .. import knowledge, models
+from ..errors import DataError
 from ..files import cache_dir
 from ..knowledge import Budget, ProbeSettings, Profile
 from ..protocol import protocol_hash
@@ -50,11 +51,14 @@ def expected_protocol(identity: dict, engine: str, dtype: str, preset: str) -> d
 
 def _same_base(manifest: dict, want: dict) -> bool:
     """The same weights (content hash) asked the same way; the model's path or name may differ."""
-    got = manifest.get("probe_protocol") or {}
+    got = manifest.get("probe_protocol") if isinstance(manifest, dict) else None
+    if not isinstance(got, dict):
+        return False  # not a profile manifest (damaged): never a match
     if not want["model"].get("content_sha256"):
         same_model = got.get("model") == want["model"]  # a hub id without local weights: name and revision
     else:
-        same_model = (got.get("model") or {}).get("content_sha256") == want["model"]["content_sha256"]
+        model = got.get("model")
+        same_model = isinstance(model, dict) and model.get("content_sha256") == want["model"]["content_sha256"]
     rest = ("questions", "budget", "sample_seed", "guess", "pool", "engine", "dtype")
     return same_model and all(got.get(k) == want[k] for k in rest)
 
@@ -71,9 +75,9 @@ def find_cached(want: dict) -> Path | None:
     candidates = sorted(BUNDLED_DIR.glob("*/manifest.json")) + [cache_folder(want) / "manifest.json"]
     for manifest_path in candidates:
         try:
-            manifest = json.loads(manifest_path.read_text())
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            continue
+            continue  # unreadable: not this base's (a damaged cache entry is asked again below)
         if _same_base(manifest, want):
             return manifest_path.parent
     return None
@@ -105,17 +109,28 @@ def base_profile(spec: str, preset: str = questions.DEFAULT_PRESET, *, engine: s
     found = find_cached(want) if use_cache else None
     if found is not None:
         source = "bundled" if BUNDLED_DIR in found.parents else "cache"
-        echo(f"base: using the {source} audit answers of {identity.get('name')} ({found})")
-        return knowledge.load_profile(found), source
+        try:
+            profile = knowledge.load_profile(found)
+        except DataError as e:
+            if source == "bundled":
+                raise DataError(f"the bundled audit profile is damaged ({e}); reinstall factbench") from None
+            echo(f"base: the cached audit answers of {identity.get('name')} are damaged ({e}): asking again")
+        else:
+            echo(f"base: using the {source} audit answers of {identity.get('name')} ({found})")
+            return profile, source
     p = questions.preset(preset)
     echo(f"base: asking {identity.get('name')} the {len(questions.facts(preset))} {preset} audit questions under "
          f"{p.prompts} prompts (cached for later audits of the same base)")
     runner = make_engine(engine, spec, revision=revision, dtype=dtype, batch_size=batch_size)
     out = cache_folder(want)
-    if (out / "manifest.json").exists():  # made under a protocol the look-up did not predict: ask again
+    if (out / "manifest.json").exists():  # damaged, or made under a protocol the look-up did not predict
         import shutil
 
-        shutil.rmtree(out)
+        try:
+            shutil.rmtree(out)
+        except OSError as e:
+            raise DataError(f"cannot remove the stale cached audit profile {out} ({e.strerror or e}); "
+                            "remove it by hand and rerun") from None
     knowledge.probe(runner, questions.pool(preset), settings(preset), out)
     return knowledge.load_profile(out), "asked now"
 
