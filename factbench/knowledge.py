@@ -175,6 +175,7 @@ def _check_out(out_dir: Path) -> None:
     work = out_dir / ".probe-work"
     if work.exists() and not work.is_dir():
         raise DataError(f"{work} is not a folder (a damaged partial probe); remove it and rerun")
+    _saved_protocol(work)
     check = out_dir / ".write-check"
     try:
         write_bytes(check, b"factbench\n")
@@ -244,17 +245,26 @@ def _probe(engine: Engine, pool: Pool, settings: ProbeSettings, out_dir: Path) -
     return out_dir
 
 
+def _saved_protocol(work: Path) -> dict | None:
+    """The protocol a partial probe was started under (None: no partial probe); damaged: refused."""
+    state = work / "protocol.json"
+    if not state.exists():
+        return None
+    try:
+        previous = json.loads(state.read_text(encoding="utf-8"))
+        if not isinstance(previous, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as e:
+        raise DataError(f"{state} is damaged ({_first_line(e)}): the partial probe's chunks cannot be "
+                        f"trusted without it; remove {work} and rerun") from None
+    return previous
+
+
 def _work_dir(out_dir: Path, protocol: dict) -> Path:
     work = out_dir / ".probe-work"
     state = work / "protocol.json"
-    if state.exists():
-        try:
-            previous = json.loads(state.read_text(encoding="utf-8"))
-            if not isinstance(previous, dict):
-                raise ValueError("not a JSON object")
-        except (OSError, ValueError) as e:
-            raise DataError(f"{state} is damaged ({_first_line(e)}): the partial probe's chunks cannot be "
-                            f"trusted without it; remove {work} and rerun") from None
+    previous = _saved_protocol(work)
+    if previous is not None:
         if previous != protocol:
             raise FactbenchError(f"{out_dir} holds a partial probe under another protocol "
                                  f"({explain_mismatch(previous, protocol, ('partial', 'this run'))}); "
