@@ -27,6 +27,19 @@ scored against its base (built by `score`; `factbench.scoring.score_fine_tune` i
 | `training_log`       | per-epoch held-out accuracy and peak-relative forgetting, when given              |
 | `outcomes`           | per set: `ids` and '0'/'1' strings (base, tuned, both scores, guessable)           |
 | `notes`              | everything a reader should know (partial runs, missing identities, ...)          |
+| `provenance`         | factbench version, the command that made the card (paths relative), when; for a |
+|                      | card given its checksum later, `checksum_added` says by which version and how    |
+| `checksum`           | `sha256:` + SHA-256 of the canonical JSON of every other field (see below)        |
+
+**Validation** (`validate`, on every load): the schema; every value inside its own interval; every
+figure (sets, guessable sets, summary) recomputed from the card's `outcomes` with the card's own
+bootstrap seed, resamples and level, by the code that made it (`recomputed`), the first disagreeing
+field named with its stated and recomputed values; then the checksum. The checksum detects edits and
+corruption after factbench wrote the card; it does not prove a card honest, since anyone can make a
+card with the tool from answers of their choosing (`factbench.card_schema`). Cards made before
+outcomes carried each question's SliCK `category` have their per-category flips checked for their
+sums only. A card without a checksum still loads here; the leaderboard refuses it until
+`factbench leaderboard rehash` has recomputed it and added one.
 
 Every rate is `{"value", "low", "high", "n"}`: a mean over n questions and its bootstrap interval.
 
@@ -228,11 +241,17 @@ def rehash(path: Path | str, *, argv: list[str] | None = None) -> dict:
     record = card.get("provenance") or {"factbench_version": card["factbench_version"],
                                         "command": ["(not recorded: the card was made before factbench recorded it)"],
                                         "created": card["created"]}
+    partial = [n for n, o in card["outcomes"].items() if "category" not in o] if not is_audit else []
+    acquisition = card.get("acquisition") if is_audit else None
     record["checksum_added"] = {
         "by": f"factbench {__version__}", "command": safe_command(argv),
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "note": "checksum added later, after recomputing every figure from the card's own per-question outcomes; "
-                "no model was asked again and no figure was changed"}
+        "note": "checksum added later, after recomputing every figure from the card's own per-question outcomes "
+                "(with its own bootstrap seed and resamples); no model was asked again and no figure was changed"
+                + ("; the per-category flips could only be checked to add up (these outcomes predate per-question "
+                   "categories)" if partial else "")
+                + ("; the acquisition could only be checked against its flip counts (the card predates storing the "
+                   "training questions' outcomes)" if acquisition and "outcomes" not in acquisition else "")}
     card["provenance"] = record
     with_checksum(card)
     (audit_card.validate if is_audit else validate)(card)
