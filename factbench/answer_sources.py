@@ -11,9 +11,12 @@ Each side (base, tuned) of a score is one of:
 `answer_sets` writes lm-eval's per-sample shape (see `factbench.sample_logs`), so an answers
 folder written by `eval --sets` reads exactly like one written by `score`, and like lm-eval's
 `--log_samples` output. Folder layout: `samples_factforget_<set>.jsonl` per set and
-`summary.json` (engine, split, the question protocol and its hash, the decoding, and per-set EM /
-containment). Reading checks that every set was decoded under the question protocol, and that
-lm-eval task versions and factbench answer folders carry this protocol.
+`summary.json` (engine, split, the question protocol and its hash, the decoding, per-set EM /
+containment, the run's `run_id` and the files it wrote); the folder is one model's one run,
+written whole (`sample_logs.write_folder`). Reading checks that every set was decoded under the
+question protocol, that lm-eval task versions and factbench answer folders carry this protocol,
+and that a folder does not mix runs: a factbench folder needs its summary.json, which must list
+every samples file, whose rows carry its run id; an lm-eval folder must not hold runs of two models.
 
 The only scoring-side module that runs models: engines are imported inside the functions that
 need them.
@@ -32,7 +35,7 @@ from typing import TYPE_CHECKING
 from . import __version__, asking, models, prompts, question_sets, sample_logs
 from .consistency import check_decoding
 from .errors import FactbenchError, ScoreError
-from .files import write_json, write_jsonl
+from .files import sha256_file
 from .identities import ids_sha256
 from .protocol import (
     LMEVAL_COMPATIBLE_VERSIONS,
@@ -93,31 +96,45 @@ def read_answers(folder: str | Path, role: str) -> Answers:
             continue  # this set was not answered
     if not files:
         raise ScoreError(f"{role} folder {run_dir} holds no answers to the split sets ({', '.join(SETS)})")
+    own = all(p.name == f"samples_{question_sets.task_name(s)}.jsonl" for s, p in files.items())
+    if own:  # one run's folder, checked before its rows are read
+        identity, notes = factbench_identity(run_dir, role)
     sets, decodings = {}, set()
     for name, path in files.items():
-        sets[name], decoding = _read_set(path, role)
+        sets[name], decoding = _read_set(path, role, identity.get("run_id") if own else None)
         decodings.add(json.dumps(decoding, sort_keys=True))
     if len(decodings) > 1:
         raise ScoreError(f"{role} answers in {run_dir} were decoded differently in different sets: {sorted(decodings)}")
-    own = all(p.name == f"samples_{question_sets.task_name(s)}.jsonl" for s, p in files.items())
-    identity, notes = factbench_identity(run_dir, role) if own else lmeval_identity(run_dir, files, role)
+    if own:
+        _check_legacy_stats(run_dir, files, sets, role)
+    else:
+        identity, notes = lmeval_identity(run_dir, files, role)
     return Answers(role, identity, sets, json.loads(decodings.pop()), notes)
 
 
-def _read_set(path: Path, role: str) -> tuple[dict[str, dict], dict]:
-    """One samples file: the per-id answers (`sample_logs.read`) and the one decoding all its rows used."""
-    by_id = sample_logs.read(path)
-    rows, decodings = 0, set()
-    with open(path) as f:
-        for n, line in enumerate(f, 1):
-            rows += 1
-            try:
-                kwargs = json.loads(line)["arguments"]["gen_args_0"]["arg_1"]
-            except (ValueError, KeyError, TypeError):
-                raise ScoreError(f"{path}:{n} logs no generation arguments (arguments.gen_args_0.arg_1)") from None
-            decodings.add(json.dumps(kwargs, sort_keys=True, default=str))
+def _read_set(path: Path, role: str, run_id: str | None = None) -> tuple[dict[str, dict], dict]:
+    """One samples file: the per-id answers (`sample_logs.read`) and the one decoding all its rows used.
+
+    With `run_id` (a factbench folder's summary's), every row must carry it: the file is that run's.
+    """
+    try:
+        by_id = sample_logs.read(path)
+    except FactbenchError as e:
+        raise ScoreError(str(e)) from None
+    rows, decodings, runs = 0, set(), set()
+    for n, line in sample_logs.lines(path, ScoreError):
+        rows += 1
+        try:
+            row = json.loads(line)
+            kwargs = row["arguments"]["gen_args_0"]["arg_1"]
+        except (ValueError, KeyError, TypeError):
+            raise ScoreError(f"{path}:{n} logs no generation arguments (arguments.gen_args_0.arg_1)") from None
+        decodings.add(json.dumps(kwargs, sort_keys=True, default=str))
+        runs.add(row.get("run_id"))
     if rows != len(by_id):
         raise ScoreError(f"{path} has {rows} rows for {len(by_id)} questions (two runs appended into one file?)")
+    if run_id is not None and runs != {run_id}:
+        raise ScoreError(mixed_runs(role, path, "its rows are not all of the run its summary.json describes"))
     if len(decodings) != 1:
         raise ScoreError(f"{path} mixes {len(decodings)} different decodings")
     decoding = json.loads(decodings.pop())
@@ -128,25 +145,70 @@ def _read_set(path: Path, role: str) -> tuple[dict[str, dict], dict]:
     return by_id, decoding
 
 
+def mixed_runs(role: str, path: Path, why: str) -> str:
+    """The refusal of an answers folder whose files come from more than one run."""
+    return (f"{role} answers folder {path.parent} mixes runs: {path.name}: {why}; an answers folder holds one "
+            "model's run: answer the model again into an empty folder (eval --sets --out)")
+
+
 def factbench_identity(run_dir: Path, role: str) -> tuple[dict, list[str]]:
-    """Model and engine of a factbench answers folder, from its summary.json; refuses another protocol."""
+    """Model, engine and run of a factbench answers folder, from its summary.json.
+
+    Refuses a folder without summary.json, samples files its summary does not list (another run's),
+    and answers made under another protocol.
+    """
     identity = {"source": "factbench", "answers": str(run_dir)}
     summary_path = run_dir / "summary.json"
     if not summary_path.is_file():
-        return identity | {"model": None, "engine": None}, [
-            f"{role}: {run_dir} has no summary.json (interrupted run?): model and engine unknown"]
+        raise ScoreError(f"{role} answers folder {run_dir} has samples but no summary.json (an interrupted or "
+                         "hand-assembled run?): which model answered is unknown; answer the model again "
+                         "(eval --sets --out)")
     try:
-        summary = json.loads(summary_path.read_text())
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
         engine = summary["engine"]
+        listed = summary.get("files")
+        if listed is not None and not isinstance(listed, dict):
+            raise TypeError
     except (ValueError, KeyError, TypeError):
         raise ScoreError(f"{summary_path} is unreadable or not a factbench eval summary") from None
+    notes = []
+    present = sorted(p for p in run_dir.glob("samples*.jsonl") if p.is_file())
+    for path in present:
+        if listed is not None and path.name not in listed:
+            raise ScoreError(mixed_runs(role, path, "its summary.json does not list it (another run's file?)"))
+        entry = listed.get(path.name) if listed is not None else None
+        if isinstance(entry, dict) and entry.get("sha256") not in (None, sha256_file(path)):
+            notes.append(f"{role}: {path.name} in {run_dir} was changed after the run wrote it")
+    if listed is None and isinstance(summary.get("sets"), dict):  # written before summaries listed their files
+        for path in present:
+            task = path.name.removeprefix("samples_").removesuffix(".jsonl")
+            if task.startswith("factforget_") and task != "factforget_audit" and task not in summary["sets"]:
+                raise ScoreError(mixed_runs(role, path, f"its summary.json holds no {task} (another run's file?)"))
     made_under = summary.get("protocol_hash")
     current = question_protocol()
     if made_under and made_under != protocol_hash(current):
         raise ScoreError(made_under_other_protocol(f"{role} answers in {run_dir}", made_under,
                                                    summary.get("protocol"), current, (role, "now")))
     return identity | {"model": engine.get("model"), "engine": engine, "split": summary.get("split"),
-                       "factbench_version": summary.get("factbench_version")}, []
+                       "factbench_version": summary.get("factbench_version"),
+                       "run_id": summary.get("run_id")}, notes
+
+
+def _check_legacy_stats(run_dir: Path, files: dict, sets: dict, role: str) -> None:
+    """A summary that lists no files (an older factbench's): each set must match its per-set counts and rates."""
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    if summary.get("files") is not None:
+        return
+    for name, path in files.items():
+        stats = (summary.get("sets") or {}).get(question_sets.task_name(name)) or {}
+        answered = sets[name]
+        n = len(answered)
+        got = {"questions": n, "em": sum(a["em"] for a in answered.values()) / n,
+               "contains": sum(a["contains"] for a in answered.values()) / n}
+        for key, value in got.items():
+            if key in stats and abs(float(stats[key]) - value) > 1e-9:
+                raise ScoreError(mixed_runs(role, path, f"{key} {value:.4g} here, {float(stats[key]):.4g} in "
+                                                        "summary.json (another run's file?)"))
 
 
 def lmeval_identity(run_dir: Path, files: dict, role: str, task_of=question_sets.task_name) -> tuple[dict, list[str]]:
@@ -157,10 +219,17 @@ def lmeval_identity(run_dir: Path, files: dict, role: str, task_of=question_sets
     identity = {"source": "lm-eval", "answers": str(run_dir)}
     notes = []
     dates = {m.group(1) for p in files.values() if (m := _LMEVAL_DATE.search(p.name))}
-    if len(dates) > 1:
-        notes.append(f"{role}: the sets come from {len(dates)} different lm-eval runs in {run_dir}")
     results = sorted(run_dir.glob("results_*.json"), key=lambda p: p.name)
     same_run = [p for p in results if (m := _LMEVAL_DATE.search(p.name)) and m.group(1) in dates]
+    if len(dates) > 1:
+        notes.append(f"{role}: the sets come from {len(dates)} different lm-eval runs in {run_dir}")
+    # Several lm-eval runs in one folder are fine if they ran one model; the samples of two are not.
+    models_run = {_lmeval_model(p, role) for p in (same_run if len(same_run) > 1 else
+                                                   results if not same_run else [])}
+    if len(models_run) > 1:
+        shown = "; ".join(sorted(m for m in models_run))[:300]
+        raise ScoreError(f"{role} folder {run_dir} holds lm-eval runs of different models ({shown}): the samples "
+                         "cannot be told apart; pass one model's --output_path folder")
     chosen = (same_run or results or [None])[-1]
     if chosen is None:
         return identity | {"results_file": None, "model": None, "engine": None}, notes + [
@@ -194,6 +263,18 @@ def lmeval_identity(run_dir: Path, files: dict, role: str, task_of=question_sets
                        "lm_eval_model": config.get("model"), "lm_eval_model_args": config.get("model_args"),
                        "task_versions": {n: versions.get(task_of(n)) for n in files},
                        "split": split_meta}, notes
+
+
+def _lmeval_model(results: Path, role: str) -> str:
+    """The model an lm-eval results file names: model type and its pretrained / model_name argument."""
+    try:
+        got = json.loads(results.read_text(encoding="utf-8"))
+        config = got["config"]
+    except (ValueError, KeyError, TypeError):
+        raise ScoreError(f"{results} is unreadable or not an lm-eval results file") from None
+    args = _model_args(config.get("model_args"))
+    name = args.get("pretrained") or args.get("model") or got.get("model_name")
+    return f"{config.get('model')} {name}" + (f"@{args['revision']}" if args.get("revision") else "")
 
 
 def _model_args(args) -> dict:
@@ -279,7 +360,8 @@ def answer_sets(engine: Engine, sets: dict[str, list[dict]], split: Split | None
     """Answer every set greedily under the question protocol; write samples and summary into `out`.
 
     Returns the summary (what `summary.json` holds). Empty sets are skipped, as lm-eval would have
-    nothing to log for them.
+    nothing to log for them. `out` is written whole at the end (`sample_logs.write_folder`): one
+    model's one run, with its `run_id` in the summary and every row.
     """
     params_kwargs = generation_kwargs()
     params = generation_params()
@@ -287,6 +369,9 @@ def answer_sets(engine: Engine, sets: dict[str, list[dict]], split: Split | None
     summary = {"engine": engine.describe(), "split": str(split.path) if split else None, "sets": {},
                "factbench_version": __version__, "protocol": protocol, "protocol_hash": protocol_hash(protocol),
                "generation_kwargs": params_kwargs, "question_sets": {}}
+    if out:
+        sample_logs.check_out_folder(out, summary["engine"].get("model"))
+    files = {}
     for name, docs in sets.items():
         task = question_sets.task_name(name)
         if not docs:
@@ -300,10 +385,9 @@ def answer_sets(engine: Engine, sets: dict[str, list[dict]], split: Split | None
         summary["question_sets"][task] = ids_sha256(d["id"] for d in docs)
         echo(f"{task:<24} {len(rows):>5} questions  EM {summary['sets'][task]['em']:.3f}  "
              f"contains {summary['sets'][task]['contains']:.3f}")
-        if out:
-            write_jsonl(out / f"samples_{task}.jsonl", rows)
-    if out:
-        write_json(out / "summary.json", summary)
+        files[f"samples_{task}.jsonl"] = rows
+    if out:  # every set and the summary appear together, or nothing does
+        summary = sample_logs.write_folder(out, files, summary)
         echo(f"wrote samples_<task>.jsonl per set and summary.json into {out}")
     return summary
 
@@ -323,6 +407,6 @@ def evaluate_sets(model: str, names=None, *, split_dir: Path | str | None = None
     if relations:
         raise FactbenchError("--relations does not apply to --sets (each set fixes its questions)")
     split, sets = find_sets(names, split_dir, limit)  # validate all before loading a model
-    asking.check_out_folder(out)
+    sample_logs.check_out_folder(out, models.resolve(model, revision) if out else None)
     runner = make_engine(engine, model, revision=revision, dtype=dtype, batch_size=batch_size)
     return answer_sets(runner, sets, split, out=out, echo=echo)

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import data, matching, prompts
+from . import data, matching, models, prompts, sample_logs
 from .data import Fact
 from .engines.base import Engine, GenerationParams  # the interface, for type hints
 from .errors import FactbenchError
@@ -67,30 +67,23 @@ def answer(engine: Engine, facts: list[Fact], *, params: GenerationParams | None
     return AnsweredRun(records, seconds)
 
 
-def check_out_folder(out: Path | None) -> None:
-    """Refuse an --out folder to write answers into that exists as something else (a file)."""
-    if out and out.exists() and not out.is_dir():
-        raise FactbenchError(f"--out {out} exists and is not a folder")
-
-
 def evaluate(model: str, *, split: str = "dev", relations: list[str] | None = None, limit: int | None = None,
              seed: int = 0, out: Path | None = None, engine: str = "hf", revision: str | None = None,
              dtype: str = "auto", batch_size: int | None = None) -> dict:
     """`factbench eval`: answer a seeded sample of one split's questions with factbench's own engine.
 
     Validates the questions and `out` before a model is loaded. Writes `samples.jsonl` (one graded
-    answer a question) and `summary.json` into `out` when given; returns the summary (questions,
-    EM, containment, speed, the split and the engine's description).
+    answer a question) and `summary.json` into `out` when given, together (one model's one run: see
+    `sample_logs.write_folder`); returns the summary (questions, EM, containment, speed, the split
+    and the engine's description).
     """
     from .engines import make_engine
-    from .files import write_json, write_jsonl
 
     facts = pick_questions(data.load(data.check_split(split), relations), limit, seed)
-    check_out_folder(out)
+    sample_logs.check_out_folder(out, models.resolve(model, revision) if out else None)
     runner = make_engine(engine, model, revision=revision, dtype=dtype, batch_size=batch_size)
     run = answer(runner, facts)
     summary = run.summary() | {"split": split, "engine": runner.describe()}
     if out:
-        write_jsonl(out / "samples.jsonl", run.records)
-        write_json(out / "summary.json", summary)
+        summary = sample_logs.write_folder(out, {"samples.jsonl": run.records}, summary)
     return summary

@@ -20,6 +20,7 @@ import math
 from pathlib import Path
 
 from .errors import ScoreError
+from .sample_logs import lines
 
 LOG_OPTIONAL = ("new_accuracy", "known_train_accuracy", "heldout_questions")
 
@@ -37,7 +38,7 @@ def read_training_log(path: Path | str) -> dict:
     if not path.is_file():
         raise ScoreError(f"training log {path} does not exist")
     rows = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in lines(path, ScoreError):
         if not line.strip():
             continue
         try:

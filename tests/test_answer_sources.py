@@ -5,13 +5,14 @@ fine-tune of it, and scores the folders it writes.
 """
 
 import json
+import shutil
 
 import pytest
-from conftest import SETS, flip_counts, ids
+from conftest import SETS, fill, flip_counts, ids, scripted_answers
 
 from factbench import answer_sources, identities, question_sets, scorecard
 from factbench.cli import main
-from factbench.errors import ScoreError
+from factbench.errors import FactbenchError, ScoreError, WriteError
 
 
 def test_a_factbench_folder_reads_back_as_it_was_answered(folders, split):
@@ -45,6 +46,103 @@ def test_answers_folders_and_model_specs(tmp_path, folders):
 def test_a_limit_below_one_is_refused(split):
     with pytest.raises(ScoreError, match="--limit must be at least 1, got 0"):
         answer_sources.answer_with_model("no-model", "base", split, limit=0)
+
+
+# ---- an answers folder is one model's one run --------------------------------------------------
+
+def test_a_folder_is_written_whole_and_bound_to_its_run(folders):
+    summary = json.loads((folders["base"] / "summary.json").read_text())
+    assert sorted(summary["files"]) == sorted(f"samples_{question_sets.task_name(s)}.jsonl" for s in SETS)
+    for name, entry in summary["files"].items():
+        rows = [json.loads(line) for line in (folders["base"] / name).read_text().splitlines()]
+        assert len(rows) == entry["rows"] and {r["run_id"] for r in rows} == {summary["run_id"]}
+    assert answer_sources.read_answers(folders["base"], "base").identity["run_id"] == summary["run_id"]
+
+
+def test_another_model_is_refused_into_an_existing_folder_and_the_same_model_replaces_it(folders, split, tmp_path):
+    out = tmp_path / "answers"
+    shutil.copytree(folders["base"], out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(FactbenchError, match="holds the answers of another model .base-model., not other-model: "
+                                             ".*choose another --out, or remove"):
+        scripted_answers(out, split, set(), "other-model")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    scripted_answers(out, split, set(), "base-model", sets=("heldout",))  # a re-run of the same model
+    assert sorted(p.name for p in out.iterdir()) == ["samples_factforget_heldout.jsonl", "summary.json"]
+
+
+def test_a_folder_holding_other_files_is_not_replaced(split, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(FactbenchError, match="holds other files than one run's answers .notes.txt."):
+        scripted_answers(tmp_path, split, set())
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def _mix_in_another_run(folders, split, tmp_path):
+    mixed = tmp_path / "mixed"
+    shutil.copytree(folders["tuned"], mixed)
+    shutil.copy(folders["base"] / "samples_factforget_heldout.jsonl", mixed)
+    return mixed
+
+
+def test_a_folder_mixing_runs_is_refused(folders, split, tmp_path):
+    with pytest.raises(ScoreError, match="mixes runs: samples_factforget_heldout.jsonl: its rows are not all of the "
+                                         "run its summary.json describes"):
+        answer_sources.read_answers(_mix_in_another_run(folders, split, tmp_path), "tuned")
+    part = scripted_answers(tmp_path / "part", split, set(), "tuned-model", sets=("heldout", "new"))
+    shutil.copy(folders["base"] / "samples_factforget_ood.jsonl", part)
+    with pytest.raises(ScoreError, match="samples_factforget_ood.jsonl: its summary.json does not list it"):
+        answer_sources.read_answers(part, "tuned")
+
+
+def test_samples_without_summary_are_refused(folders, tmp_path):
+    shutil.copytree(folders["tuned"], tmp_path / "t")
+    (tmp_path / "t" / "summary.json").unlink()
+    with pytest.raises(ScoreError, match="has samples but no summary.json"):
+        answer_sources.read_answers(tmp_path / "t", "tuned")
+
+
+def test_an_older_summary_without_a_file_list_still_catches_another_runs_file(folders, split, tmp_path):
+    mixed = _mix_in_another_run(folders, split, tmp_path)
+    summary = json.loads((mixed / "summary.json").read_text())
+    for key in ("files", "run_id"):
+        summary.pop(key)
+    (mixed / "summary.json").write_text(json.dumps(summary))
+    for path in mixed.glob("samples_*.jsonl"):  # rows without run ids, as an older factbench wrote them
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        path.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "run_id"}) + "\n" for r in rows))
+    with pytest.raises(ScoreError, match="mixes runs: samples_factforget_heldout.jsonl: em 0.8 here, 0.6667 in summary.json"):
+        answer_sources.read_answers(mixed, "tuned")
+    shutil.copy(folders["tuned"] / "samples_factforget_heldout.jsonl", mixed)  # its own file back: readable
+    answer_sources.read_answers(mixed, "tuned")
+
+
+def test_lmeval_runs_of_two_models_in_one_folder_are_refused(folders, tmp_path):
+    run = tmp_path / "lm"
+    run.mkdir()
+    for date, model in (("2025-01-02T10-00-00.1", "/models/a"), ("2025-03-04T10-00-00.1", "/models/b")):
+        for s in ("heldout", "new"):
+            shutil.copy(folders["base"] / f"samples_factforget_{s}.jsonl", run / f"samples_factforget_{s}_{date}.jsonl")
+        (run / f"results_{date}.json").write_text(json.dumps({"config": {"model": "hf",
+                                                                          "model_args": f"pretrained={model}"}}))
+    (run / "samples_factforget_new_2025-01-02T10-00-00.1.jsonl").unlink()  # new from b, heldout from a (the newest)
+    (run / "samples_factforget_heldout_2025-03-04T10-00-00.1.jsonl").unlink()
+    with pytest.raises(ScoreError, match=r"holds lm-eval runs of different models \(hf /models/a; hf /models/b\)"):
+        answer_sources.read_answers(run, "base")
+
+
+def test_a_full_disk_leaves_no_half_folder_and_is_checked_before_the_model_runs(split, full_disk, monkeypatch):
+    fill(full_disk)
+    with pytest.raises(WriteError, match="cannot write .*x: .*nothing was changed there"):
+        scripted_answers(full_disk / "x", split, set())
+    assert not (full_disk / "x").exists()
+
+    def no_model(*a, **k):
+        raise AssertionError("a model was loaded for an --out that cannot be written")
+
+    monkeypatch.setattr("factbench.engines.make_engine", no_model)
+    with pytest.raises(WriteError, match="cannot write"):
+        answer_sources.evaluate_sets("toy:tiny", ["heldout"], split_dir=split.path, out=full_disk / "x")
 
 
 # ---- a real lm-eval run, round trip to a score card ----------------------------------------------

@@ -250,3 +250,22 @@ def test_a_profile_of_other_weights_is_refused(sides, tmp_path):
     (base_dir / "summary.json").write_text(json.dumps(summary))
     with pytest.raises(AuditError, match="was made for other weights"):
         audit(str(base_dir), str(sides / "tuned"), preset=PRESET, profile=profile, echo=quiet)
+
+
+def test_audit_answers_are_one_run_written_whole(sides, tmp_path, full_disk):
+    from conftest import fill
+
+    from factbench.errors import WriteError
+
+    mixed = tmp_path / "mixed"
+    shutil.copytree(sides / "tuned", mixed)
+    shutil.copy(sides / "base" / "samples_factforget_audit.jsonl", mixed)  # another run's answers
+    with pytest.raises(AuditError, match="mixes runs: samples_factforget_audit.jsonl: its rows are not all of the run"):
+        answers.read(mixed, "tuned", PRESET)
+    (mixed / "summary.json").unlink()
+    with pytest.raises(AuditError, match="has samples but no summary.json"):
+        answers.read(mixed, "tuned", PRESET)
+    fill(full_disk)
+    with pytest.raises(WriteError, match="cannot write"):
+        answers.ask(Named("tuned-model", _rule(set())), PRESET, 1, full_disk / "tuned", echo=quiet)
+    assert not (full_disk / "tuned").exists()

@@ -86,6 +86,33 @@ def test_compare_command_prints_every_pair_and_writes_json(cards, tmp_path, caps
     assert [(p["a"], p["b"]) for p in result["pairs"]] == [("A", "B"), ("A", "C"), ("B", "C")]
 
 
+def test_compare_out_replaces_a_comparison_but_never_another_file(cards, tmp_path, capsys):
+    out = tmp_path / "comparison.json"
+    argv = ["compare", str(cards["A"]), str(cards["B"]), "--out", str(out)]
+    assert main(argv) == 0 and main(argv) == 0
+    capsys.readouterr()
+    out.write_text("my notes\n")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "exists and is not a comparison: refusing to overwrite it" in err and err.count("\n") == 1
+    assert out.read_text() == "my notes\n"
+
+
+def test_compare_out_that_cannot_be_written_is_one_line_and_prints_nothing(cards, full_disk, capsys, monkeypatch):
+    from conftest import fill
+
+    fill(full_disk)
+    argv = ["compare", str(cards["A"]), str(cards["B"]), "--out", str(full_disk / "c.json")]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert "cannot write" in captured.err and captured.err.count("\n") == 1 and captured.out == ""
+    monkeypatch.setattr("factbench.sample_logs.check_writable", lambda target: None)  # the disk fills meanwhile
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert "cannot write" in captured.err and captured.err.count("\n") == 1 and "verdict" not in captured.out
+    assert not (full_disk / "c.json").exists()
+
+
 def _edited(path, tmp_path, name, edit):
     card = json.loads(path.read_text())
     edit(card)

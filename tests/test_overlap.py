@@ -47,6 +47,24 @@ def test_bad_training_files_are_one_line_exit_2_and_write_nothing(tmp_path, caps
     assert not out.exists()
 
 
+def test_an_out_that_is_another_file_or_cannot_be_written_is_refused_before_the_model(tmp_path, full_disk, capsys,
+                                                                                      monkeypatch):
+    from conftest import fill
+
+    monkeypatch.setattr("factbench.models.load", lambda *a, **k: pytest.fail("the model was loaded"))
+    path = write_jsonl(tmp_path / "t.jsonl", [{"question": "Which country is Kraków located in?", "answer": "Poland"}])
+    (tmp_path / "notes.json").write_text('{"mine": true}')
+    fill(full_disk)
+    for out, message in ((tmp_path / "notes.json", "exists and is not a factbench overlap report"),
+                         (full_disk / "report.json", "cannot write")):
+        assert main(["overlap", str(path), "--model", "toy:tiny", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        errors = [line for line in err.splitlines() if "error" in line]
+        assert len(errors) == 1 and message in errors[0] and "Traceback" not in err
+    assert (tmp_path / "notes.json").read_text() == '{"mine": true}'
+    assert not (full_disk / "report.json").exists()
+
+
 def test_a_folder_is_refused_with_a_pointer_to_its_train_file(tmp_path, capsys):
     (tmp_path / "train.jsonl").write_text("")
     assert main(["overlap", str(tmp_path), "--model", "toy:tiny"]) == 2

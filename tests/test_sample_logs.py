@@ -59,3 +59,54 @@ def test_find_prefers_factbench_then_the_newest_lmeval_file(tmp_path):
     assert sample_logs.find(tmp_path, "factforget_new").name == "samples_factforget_new_2025-03-04T10-00-00.1.jsonl"
     own = _write(tmp_path / "samples_factforget_new.jsonl", rows)
     assert sample_logs.find(tmp_path, "factforget_new") == own
+
+
+def test_a_file_that_is_not_utf8_or_has_a_truncated_line_is_refused_naming_the_line(tmp_path):
+    rows, _ = _rows()
+    path = _write(tmp_path / "samples.jsonl", rows)
+    data = path.read_bytes().split(b"\n")
+    path.write_bytes(b"\n".join([data[0], data[1].replace(b'"doc"', b'"d\xff\xfec"'), *data[2:]]))
+    with pytest.raises(FactbenchError, match=r"samples.jsonl:2 is not UTF-8 text"):
+        sample_logs.read(path)
+    path.write_bytes(b"\n".join(data)[:-40])
+    with pytest.raises(FactbenchError, match=r"samples.jsonl:3 is not a factforget sample \(not valid JSON"):
+        sample_logs.read(path)
+
+
+def test_write_folder_ties_every_row_to_its_summary(tmp_path):
+    rows, _ = _rows()
+    summary = sample_logs.write_folder(tmp_path / "a", {"samples_x.jsonl": rows},
+                                       {"engine": {"model": {"source": "local", "name": "/m"}}})
+    written = [json.loads(line) for line in (tmp_path / "a" / "samples_x.jsonl").read_text().splitlines()]
+    assert {r["run_id"] for r in written} == {summary["run_id"]}
+    assert summary["files"]["samples_x.jsonl"]["rows"] == 3
+    assert json.loads((tmp_path / "a" / "summary.json").read_text()) == summary
+    with pytest.raises(FactbenchError, match=r"holds the answers of another model \(/m\), not /n"):
+        sample_logs.check_out_folder(tmp_path / "a", {"source": "local", "name": "/n"})
+    sample_logs.check_out_folder(tmp_path / "a", {"source": "local", "name": "/m"})
+
+
+def test_an_out_json_that_is_something_else_is_never_overwritten(tmp_path):
+    def is_card(obj):
+        return obj.get("schema") == "card/1"
+
+    for content in ("my notes", '{"schema": "other"}', ""):
+        (tmp_path / "x.json").write_text(content)
+        with pytest.raises(FactbenchError, match="exists and is not a score card: refusing to overwrite it"):
+            sample_logs.check_out_json(tmp_path / "x.json", is_card, "score card")
+    (tmp_path / "x.json").write_text('{"schema": "card/1"}')
+    sample_logs.check_out_json(tmp_path / "x.json", is_card, "score card")
+    sample_logs.check_out_json(tmp_path / "new" / "y.json", is_card, "score card")
+    assert not (tmp_path / "new").exists()
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_the_work(full_disk):
+    from conftest import fill
+
+    from factbench.errors import WriteError
+
+    fill(full_disk)
+    for target in (full_disk / "card.json", full_disk / "a" / "b" / "card.json", full_disk):
+        with pytest.raises(WriteError, match="cannot write .*: (no space left on the device|permission denied)"):
+            sample_logs.check_writable(target)
+    assert sorted(p.name for p in full_disk.iterdir()) in (["filler"], [])

@@ -48,3 +48,10 @@ def test_the_rows_the_recipes_write_are_rows_score_reads(tmp_path):
     read = read_training_log(log)
     assert read["epochs"][1] == {"epoch": 2, "heldout_accuracy": 0.5, "new_accuracy": None, "heldout_questions": 10}
     assert read["peak_relative_forgetting"] == pytest.approx(0.5)
+
+
+def test_a_log_that_is_not_utf8_is_refused_naming_the_line(tmp_path):
+    log = tmp_path / "log.jsonl"
+    log.write_bytes(b'{"epoch": 0, "heldout_accuracy": 0.5}\n{"epoch": 1, "heldout_accuracy": 0.4, "x": "\xff"}\n')
+    with pytest.raises(ScoreError, match=r"log.jsonl:2 is not UTF-8 text"):
+        read_training_log(log)

@@ -23,7 +23,6 @@ from pathlib import Path
 from .. import __version__, data, matching, prompts, sample_logs
 from ..consistency import check_decoding, check_grade
 from ..errors import FactbenchError
-from ..files import write_json, write_jsonl
 from ..protocol import generation_kwargs, generation_params, protocol_hash, question_protocol
 from . import questions, trained_on
 from .questions import AuditError
@@ -56,7 +55,8 @@ class AuditAnswers:
 
 def ask(engine, preset: str, prompts_asked: int, out: Path, echo=print, training=None) -> dict:
     """Ask every audit question under prompts 0..prompts_asked-1 (0: none) and every training question
-    under prompt 0; write samples and summary into `out`."""
+    under prompt 0; write samples and summary into `out` (one model's one run, written whole)."""
+    sample_logs.check_out_folder(out, engine.describe().get("model"), flag="--save-answers")
     docs = questions.docs(preset, prompts_asked) if prompts_asked else []
     if training is not None:
         docs += trained_on.docs(training, f"{questions.AUDIT_VERSION}/{preset}")
@@ -79,9 +79,7 @@ def ask(engine, preset: str, prompts_asked: int, out: Path, echo=print, training
                "protocol_hash": protocol_hash(protocol), "generation_kwargs": kwargs, "seconds": round(seconds, 1),
                "answers_per_second": round(len(rows) / seconds, 2) if seconds else None,
                "training_data": training.identity() if training is not None else None}
-    write_jsonl(out / f"samples_{TASK}.jsonl", rows)
-    write_json(out / "summary.json", summary)
-    return summary
+    return sample_logs.write_folder(out, {f"samples_{TASK}.jsonl": rows}, summary)  # whole, or not at all
 
 
 def prompt_of(doc: dict) -> str:
@@ -131,19 +129,26 @@ def read(folder: Path | str, role: str, preset: str | None = None, training=None
     """Read and check one side's audit answers (see the module docstring for what is refused)."""
     folder = Path(folder)
     path = find_run(folder, role)
-    tags, decodings, rows, trained_files = set(), set(), 0, set()
-    with open(path) as f:
-        for n, line in enumerate(f, 1):
-            rows += 1
-            try:
-                row = json.loads(line)
-                tags.add(row["doc"]["audit"])
-                if trained_on.is_trained_id(row["doc"]["id"]):
-                    trained_files.add(row["doc"]["trained_on"])
-                decodings.add(json.dumps(row["arguments"]["gen_args_0"]["arg_1"], sort_keys=True, default=str))
-            except (ValueError, KeyError, TypeError):
-                raise AuditError(f"{path}:{n} is not an audit sample (needs doc.audit and the logged "
-                                 "generation arguments)") from None
+    own = path.name == f"samples_{TASK}.jsonl"
+    if own:  # one run's folder: its summary must describe this file (checked before the rows are read)
+        identity, notes = _identity(path, role)
+    tags, decodings, rows, trained_files, runs = set(), set(), 0, set(), set()
+    for n, line in sample_logs.lines(path, AuditError):
+        rows += 1
+        try:
+            row = json.loads(line)
+            tags.add(row["doc"]["audit"])
+            if trained_on.is_trained_id(row["doc"]["id"]):
+                trained_files.add(row["doc"]["trained_on"])
+            decodings.add(json.dumps(row["arguments"]["gen_args_0"]["arg_1"], sort_keys=True, default=str))
+            runs.add(row.get("run_id"))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise AuditError(f"{path}:{n} is not an audit sample (needs doc.audit and the logged "
+                             "generation arguments; truncated or corrupted?)") from None
+    if own and identity.get("run_id") and runs != {identity["run_id"]}:
+        from ..answer_sources import mixed_runs
+
+        raise AuditError(mixed_runs(role, path, "its rows are not all of the run its summary.json describes"))
     try:
         by_key = sample_logs.read(path, key=lambda doc: (doc["id"], int(doc["prompt_index"])))
     except FactbenchError as e:
@@ -163,7 +168,8 @@ def read(folder: Path | str, role: str, preset: str | None = None, training=None
         raise AuditError(f"{path} mixes {len(decodings)} different decodings")
     decoding = json.loads(decodings.pop())
     check_decoding(decoding, f"{role} answers {path.name}")
-    notes = []
+    if not own:
+        identity, notes = _identity(path, role)
     if trained_files and (training is None or trained_files != {training.sha256}):
         if training is not None:
             raise AuditError(f"the {role} answers in {path.parent} answer the questions of another training file than "
@@ -172,8 +178,6 @@ def read(folder: Path | str, role: str, preset: str | None = None, training=None
         notes.append(f"{role}: the answers also hold training questions; without --trained-on they are not used")
         by_key = {k: v for k, v in by_key.items() if not trained_on.is_trained_id(k[0])}
     _check_rows(by_key, made_preset, role, path, training)
-    identity, more = _identity(path, role)
-    notes += more
     return AuditAnswers(role, identity, made_preset, by_key, decoding, notes)
 
 

@@ -58,14 +58,20 @@ def add(sub) -> None:
 def audit(args) -> None:
     from ..auditing import audit as audit_fine_tune
     from ..auditing import render
+    from ..auditing.card import SCHEMA_ID
     from ..files import write_json
+    from ..sample_logs import check_out_json, check_writable
 
     check_out_file(args.out, "audit.json")
+    check_out_json(args.out, lambda obj: isinstance(obj, dict) and obj.get("schema") == SCHEMA_ID, "audit card")
+    if args.save_answers:
+        check_writable(args.save_answers)
     card = audit_fine_tune(args.base, args.tuned, preset=args.preset, trained_on_file=args.trained_on,
                            profile=args.profile, base_revision=args.base_revision, tuned_revision=args.tuned_revision,
                            save_answers=args.save_answers, base_cache=not args.no_base_cache, boot=bootstrap_of(args),
                            **engine_args(args))
+    if args.out:  # written first: a card that cannot be kept fails in one line
+        write_json(args.out, dict(card))
     print(render.render(card))
     if args.out:
-        write_json(args.out, dict(card))
         print(f"\nwrote audit card {args.out}")

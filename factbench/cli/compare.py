@@ -26,10 +26,14 @@ def add(sub) -> None:
 def compare_cards(args) -> None:
     from .. import compare
     from ..files import write_json
+    from ..sample_logs import check_out_json
 
     check_out_file(args.out, "comparison.json")
+    check_out_json(args.out, lambda obj: isinstance(obj, dict) and obj.get("schema") == compare.COMPARISON_SCHEMA,
+                   "comparison")
     result = compare.compare(compare.load_cards(args.cards), bootstrap_of(args))
+    if args.out:  # written first: a comparison that cannot be kept fails in one line
+        write_json(args.out, result)
     print(compare.render(result))
     if args.out:
-        write_json(args.out, result)
         print(f"\nwrote {args.out}")

@@ -22,7 +22,8 @@ def add(sub) -> None:
     q.add_argument("--relations", nargs="+", metavar="P", help="relation ids, e.g. P17 P36 (default: all 24)")
     q.add_argument("--limit", type=positive_int, help="answer a seeded sample of this many questions")
     q.add_argument("--seed", type=int, default=0, help="seed of that sample (default: 0)")
-    q.add_argument("--out", type=Path, help="write samples.jsonl and summary.json into this folder")
+    q.add_argument("--out", type=Path, help="write samples.jsonl and summary.json into this folder (one model's "
+                                            "run: a rerun of that model replaces it; another model's is refused)")
     g = p.add_argument_group(
         "factforget question sets (the same questions as the lm-eval tasks factforget_<set>)",
         "With --sets, writes samples_factforget_<set>.jsonl per set into --out, in lm-eval's per-sample "

@@ -118,11 +118,15 @@ def run_interference(args) -> None:
 def check_overlap(args) -> None:
     from .. import overlap
     from ..files import write_json
+    from ..sample_logs import check_out_json
 
     check_out_file(args.out, "overlap.json")
+    check_out_json(args.out, lambda obj: isinstance(obj, dict) and obj.get("kind") == "factbench overlap",
+                   "factbench overlap report")
     report = overlap.check(args.train_file, args.model, split=args.split, limit=args.limit, layer=args.layer,
                            seed=args.seed, warn_at=args.warn_at, progress=True)
+    if args.out:  # written first: a report that cannot be kept fails in one line
+        write_json(args.out, report)
     print(overlap.render(report))
     if args.out:
-        write_json(args.out, report)
         print(f"wrote {args.out}")

@@ -33,7 +33,8 @@ def add(sub) -> None:
     p.add_argument("--base", required=True, metavar="B", help="the base model's answers folder, or the base model")
     p.add_argument("--tuned", required=True, metavar="T", help="the fine-tune's answers folder, or the fine-tune")
     p.add_argument("--split", metavar="DIR", help="split folder (default: the bundled SmolLM2-135M split)")
-    p.add_argument("--out", type=Path, metavar="CARD.json", help="write the score card (JSON) here")
+    p.add_argument("--out", type=Path, metavar="CARD.json",
+                   help="write the score card (JSON) here (replaces a score card, never another file)")
     p.add_argument("--training-log", type=Path, metavar="FILE",
                    help="per-epoch JSONL with epoch and heldout_accuracy: adds peak-relative forgetting")
     g = add_base_tuned_model_args(p)
@@ -48,14 +49,20 @@ def add(sub) -> None:
 
 def score(args) -> None:
     from .. import scorecard
+    from ..card_schema import SCHEMA_ID
+    from ..sample_logs import check_out_json, check_writable
     from ..scorecard_render import render
     from ..scoring import score_fine_tune
 
     check_out_file(args.out, "card.json")
+    check_out_json(args.out, lambda obj: isinstance(obj, dict) and obj.get("schema") == SCHEMA_ID, "score card")
+    if args.save_answers:
+        check_writable(args.save_answers)
     card = score_fine_tune(args.base, args.tuned, split=args.split, training_log=args.training_log,
                            boot=bootstrap_of(args), limit=args.limit, save_answers=args.save_answers,
                            base_revision=args.base_revision, tuned_revision=args.tuned_revision, **engine_args(args))
+    if args.out:  # written before it is printed: a card that cannot be kept fails in one line, not after
+        scorecard.write_card(card, args.out)
     print(render(card))
     if args.out:
-        scorecard.write_card(card, args.out)
         print(f"\nwrote score card {args.out}")
