@@ -160,8 +160,11 @@ def probe(engine: Engine, pool: Pool, settings: ProbeSettings, out_dir: Path | s
     """Probe every pool question and write `profile.jsonl` + `manifest.json` into out_dir.
 
     Resumable: work is cut into chunks of (relation, prompt, part) saved under
-    out_dir/.probe-work/ as they finish; a rerun with the same protocol skips finished chunks.
-    The profile and manifest are written atomically at the end, the manifest last.
+    out_dir/.probe-work/ as they finish; a rerun with the same protocol skips finished chunks, and
+    recomputes (saying so on stderr) a chunk whose file is damaged. The profile and manifest are
+    written atomically at the end, the manifest last; the chunks go only once both are in place, so
+    a write that fails (full disk) loses no finished work. out_dir is locked for the run: a second
+    probe into it is refused at once (BusyError).
     """
     out_dir = Path(out_dir)
     with output_lock(out_dir, "--out"):
