@@ -226,8 +226,8 @@ def write_folder(out: Path | str, files: dict[str, list[dict]], summary: dict) -
 def check_out_json(path: Path | None, owned, what: str, flag: str = "--out") -> None:
     """Before the work: refuse an --out JSON file that exists and is not `what`, or cannot be written.
 
-    `owned(obj)` says whether an existing file's JSON is a `what` (which may be replaced); anything
-    else (another file, unreadable JSON) is never overwritten.
+    `owned(obj)` says whether an existing file's JSON is `what` ("a score card"), which may be
+    replaced; anything else (another file, unreadable JSON) is never overwritten.
     """
     if path is None:
         return
@@ -240,6 +240,6 @@ def check_out_json(path: Path | None, owned, what: str, flag: str = "--out") -> 
         except (OSError, ValueError, TypeError, AttributeError):
             ok = False
         if not ok:
-            raise FactbenchError(f"{flag} {path} exists and is not a {what}: refusing to overwrite it; choose "
+            raise FactbenchError(f"{flag} {path} exists and is not {what}: refusing to overwrite it; choose "
                                  f"another {flag}, or remove it")
     check_writable(path)

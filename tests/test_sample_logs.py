@@ -93,10 +93,10 @@ def test_an_out_json_that_is_something_else_is_never_overwritten(tmp_path):
     for content in ("my notes", '{"schema": "other"}', ""):
         (tmp_path / "x.json").write_text(content)
         with pytest.raises(FactbenchError, match="exists and is not a score card: refusing to overwrite it"):
-            sample_logs.check_out_json(tmp_path / "x.json", is_card, "score card")
+            sample_logs.check_out_json(tmp_path / "x.json", is_card, "a score card")
     (tmp_path / "x.json").write_text('{"schema": "card/1"}')
-    sample_logs.check_out_json(tmp_path / "x.json", is_card, "score card")
-    sample_logs.check_out_json(tmp_path / "new" / "y.json", is_card, "score card")
+    sample_logs.check_out_json(tmp_path / "x.json", is_card, "a score card")
+    sample_logs.check_out_json(tmp_path / "new" / "y.json", is_card, "a score card")
     assert not (tmp_path / "new").exists()
 
 

@@ -63,7 +63,7 @@ def audit(args) -> None:
     from ..sample_logs import check_out_json, check_writable
 
     check_out_file(args.out, "audit.json")
-    check_out_json(args.out, lambda obj: isinstance(obj, dict) and obj.get("schema") == SCHEMA_ID, "audit card")
+    check_out_json(args.out, lambda obj: isinstance(obj, dict) and obj.get("schema") == SCHEMA_ID, "an audit card")
     if args.save_answers:
         check_writable(args.save_answers)
     card = audit_fine_tune(args.base, args.tuned, preset=args.preset, trained_on_file=args.trained_on,

@@ -30,7 +30,7 @@ def compare_cards(args) -> None:
 
     check_out_file(args.out, "comparison.json")
     check_out_json(args.out, lambda obj: isinstance(obj, dict) and obj.get("schema") == compare.COMPARISON_SCHEMA,
-                   "comparison")
+                   "a comparison")
     result = compare.compare(compare.load_cards(args.cards), bootstrap_of(args))
     if args.out:  # written first: a comparison that cannot be kept fails in one line
         write_json(args.out, result)

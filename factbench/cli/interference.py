@@ -122,7 +122,7 @@ def check_overlap(args) -> None:
 
     check_out_file(args.out, "overlap.json")
     check_out_json(args.out, lambda obj: isinstance(obj, dict) and obj.get("kind") == "factbench overlap",
-                   "factbench overlap report")
+                   "a factbench overlap report")
     report = overlap.check(args.train_file, args.model, split=args.split, limit=args.limit, layer=args.layer,
                            seed=args.seed, warn_at=args.warn_at, progress=True)
     if args.out:  # written first: a report that cannot be kept fails in one line

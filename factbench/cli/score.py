@@ -55,7 +55,7 @@ def score(args) -> None:
     from ..scoring import score_fine_tune
 
     check_out_file(args.out, "card.json")
-    check_out_json(args.out, lambda obj: isinstance(obj, dict) and obj.get("schema") == SCHEMA_ID, "score card")
+    check_out_json(args.out, lambda obj: isinstance(obj, dict) and obj.get("schema") == SCHEMA_ID, "a score card")
     if args.save_answers:
         check_writable(args.save_answers)
     card = score_fine_tune(args.base, args.tuned, split=args.split, training_log=args.training_log,
