@@ -5,8 +5,11 @@
 
 Every stage writes into OUT and is reused by a rerun once finished (a trained model has its
 recipe card, a scored model its score card), so an interrupted demo picks up where it stopped.
-`OUT/demo.json` records the settings; a rerun with other settings into the same OUT is refused
-rather than mixing results.
+Each stage's output appears whole or not at all (written beside its place, then renamed), a
+finished output that no longer reads (a truncated card) is made again, and a write failure (a
+full disk) is one line. `OUT/demo.json` records the settings; a rerun with other settings into
+the same OUT is refused rather than mixing results, and so is an OUT whose demo.json does not
+read (only `--fresh` starts that one over). One demo writes into an OUT at a time.
 
 Worlds:
 - `smollm2` (default): SmolLM2-135M-Instruct (bundled weights) and its bundled P17 knowledge
@@ -21,12 +24,14 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from . import answer_sources, knowledge, leaderboard, scorecard, splits
-from .errors import FactbenchError
-from .files import write_json
+from .errors import FactbenchError, WriteError
+from .files import atomic_path, make_dirs, output_lock, write_json, write_text
 
 DEMO_SCHEMA = 1
 
@@ -82,22 +87,52 @@ def settings_record(world: World, variants: tuple[Variant, ...]) -> dict:
     return json.loads(json.dumps(record))  # tuples as lists: comparable with what demo.json reads back
 
 
+def _contents(out: Path) -> list[Path]:
+    return [p for p in out.iterdir() if p.name != ".lock"] if out.is_dir() else []
+
+
+def read_state(marker: Path) -> dict:
+    """The settings record of `OUT/demo.json`; a file that does not read as one is refused in one line."""
+    try:
+        state = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        problem = f"cannot be read ({e.strerror or e})" if isinstance(e, OSError) else "is not valid JSON (truncated?)"
+        raise FactbenchError(f"{marker} (the demo's record of its settings) {problem}; the results beside it "
+                             "cannot be matched to settings: rerun with --fresh to start over, or use another "
+                             "--out") from None
+    if not isinstance(state, dict) or not isinstance(state.get("settings"), dict):
+        raise FactbenchError(f"{marker} is not a demo record ({{\"settings\": {{...}}}}); the results beside it "
+                             "cannot be matched to settings: rerun with --fresh to start over, or use another --out")
+    return state["settings"]
+
+
 def check_out(out: Path, record: dict, fresh: bool) -> None:
-    """Reuse OUT only for the same settings; `fresh` starts over."""
+    """Reuse OUT only for the same settings; `fresh` may start over (in `run`, under the lock). Writes nothing."""
     marker = out / "demo.json"
     if out.exists() and not out.is_dir():
         raise FactbenchError(f"--out {out} is a file")
-    if fresh and out.is_dir():
-        if not marker.is_file() and any(out.iterdir()):
+    contents = _contents(out)
+    if not contents:
+        return
+    if not marker.is_file():
+        if fresh:
             raise FactbenchError(f"{out} holds files that are not a demo run; --fresh deletes only demo runs")
-        shutil.rmtree(out)
-    if marker.is_file():
-        previous = json.loads(marker.read_text())
-        if previous.get("settings") != record:
-            raise FactbenchError(f"{out} holds a demo run with other settings; use another --out, or --fresh "
-                                 "to start over")
-    elif out.is_dir() and any(out.iterdir()):
         raise FactbenchError(f"{out} holds files that are not a demo run; choose another --out")
+    if fresh:
+        return
+    if read_state(marker) != record:
+        raise FactbenchError(f"{out} holds a demo run with other settings; use another --out, or --fresh "
+                             "to start over")
+
+
+@contextmanager
+def _written(target: Path) -> Iterator[Path]:
+    """atomic_path for a folder, whose write errors name `target` rather than the temporary folder."""
+    with atomic_path(target) as tmp:
+        try:
+            yield tmp
+        except WriteError as e:
+            raise WriteError(str(e).replace(str(tmp), str(target))) from None
 
 
 def make_split(world: World, out: Path, echo=print) -> Path:
@@ -106,27 +141,48 @@ def make_split(world: World, out: Path, echo=print) -> Path:
     if (target / "manifest.json").is_file():
         echo(f"  reusing {target}")
         return target
+    if target.exists():
+        shutil.rmtree(target)  # an earlier version's half-made split
+    shutil.rmtree(target.with_name("split.tmp"), ignore_errors=True)
     if "toy" in world.split:
         from .toyworld import toy_split
 
         echo(f"  building (or reusing from the cache) toy world {world.split['toy']!r} and labelling its facts")
         source = toy_split(world.split["toy"])
-        shutil.copytree(source, target.with_name("split.tmp"), dirs_exist_ok=True)
+        with _written(target) as tmp:
+            for path in sorted(source.rglob("*")):
+                if path.is_dir():
+                    (tmp / path.relative_to(source)).mkdir(parents=True, exist_ok=True)
+                else:
+                    (tmp / path.relative_to(source)).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(path, tmp / path.relative_to(source))
     else:
         profile = knowledge.load_profile(knowledge.bundled_profile_dir(world.profile))
         settings = splits.SplitSettings(**world.split)
-        splits.make_split(profile, settings, target.with_name("split.tmp"))
-    target.with_name("split.tmp").rename(target)
+        with _written(target) as tmp:
+            splits.make_split(profile, settings, tmp)
     return target
+
+
+def _read_json(path: Path) -> dict | None:
+    """A finished stage's JSON output, or None when it is missing or does not read (then it is made again)."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def train(world: World, variant: Variant, split_dir: Path, out: Path, echo=print) -> Path:
     from . import recipes
 
     target = out / "models" / variant.name
-    if (target / "recipe_card.json").is_file():
+    if (_read_json(target / "recipe_card.json") or {}).get("recipe") == variant.recipe:
         echo(f"  {variant.name}: reusing {target}")
         return target
+    if target.exists():
+        echo(f"  {variant.name}: {target} is not a finished fine-tune (interrupted?): training it again")
+        shutil.rmtree(target)
     echo(f"  {variant.name}: {variant.what}")
     overrides = [f"model={world.model}", f"split_dir={split_dir}", *world.overrides, *variant.overrides,
                  f"output_dir={target}", "overwrite=true"]
@@ -135,37 +191,48 @@ def train(world: World, variant: Variant, split_dir: Path, out: Path, echo=print
 
 
 def answers(spec: str, role: str, split, where: Path) -> answer_sources.Answers:
-    """The model's answers to the split's sets, kept in `where` (written aside, then moved in: complete or absent)."""
-    if not where.is_dir():
-        partial = where.with_name(where.name + ".partial")
-        if partial.exists():
-            shutil.rmtree(partial)
-        answer_sources.answer_with_model(spec, role, split, save_to=partial, echo=lambda *a: None)
-        partial.rename(where)
+    """The model's answers to the split's sets, kept in `where` (written aside, then moved in: complete or absent).
+
+    Answers kept by an earlier run that no longer read (a damaged file) are asked again.
+    """
+    shutil.rmtree(where.with_name(where.name + ".partial"), ignore_errors=True)  # an earlier version's
+    if where.is_dir():
+        try:
+            return answer_sources.read_answers(where, role)
+        except FactbenchError:
+            pass  # made again below; the damaged folder is replaced only once the new one is complete
+    with _written(where) as tmp:
+        answer_sources.answer_with_model(spec, role, split, save_to=tmp, echo=lambda *a: None)
     return answer_sources.read_answers(where, role)
 
 
 def score(name: str, model_dir: Path, base: answer_sources.Answers, split, out: Path, echo=print) -> dict:
     card_path = out / "cards" / f"{name}.json"
-    if card_path.is_file():
+    card = _read_json(card_path)
+    # A card that does not read, or one from before cards had checksums (the leaderboard needs them), is made
+    # again from the kept answers.
+    if card is not None and isinstance(card.get("summary"), dict) and card.get("checksum"):
         echo(f"  {name}: reusing {card_path}")
-        return json.loads(card_path.read_text())
+        return card
     tuned = answers(str(model_dir), "tuned", split, out / "answers" / name)
     card = scorecard.score(base, tuned, split, training_log=model_dir / "training_log.jsonl")
-    write_json(card_path, card)
+    scorecard.write_card(card, card_path)
     s = card["summary"]
     echo(f"  {name}: retention {s['retention']['value']:.3f}, acquisition {s['acquisition']['value']:.3f}")
     return card
 
 
 def publish(cards: dict[str, dict], out: Path) -> list[Path]:
-    """A leaderboard of the demo's cards, rebuilt from scratch each run (cards are cheap to re-add)."""
+    """A leaderboard of the demo's cards, rebuilt from scratch each run (cards are cheap to re-add).
+
+    Built beside OUT/leaderboard and moved in whole: a failed build leaves the earlier one as it was.
+    """
     folder = out / "leaderboard"
-    if folder.exists():
-        shutil.rmtree(folder)
-    for name in cards:
-        leaderboard.add(out / "cards" / f"{name}.json", folder)
-    return leaderboard.build(folder)
+    with _written(folder) as tmp:
+        for name in cards:
+            leaderboard.add(out / "cards" / f"{name}.json", tmp)
+        written = leaderboard.build(tmp)
+    return [folder / p.relative_to(tmp) for p in written]
 
 
 def run(world: str = "smollm2", out: Path = Path("runs/demo"), fresh: bool = False, echo=print,
@@ -186,7 +253,22 @@ def run(world: str = "smollm2", out: Path = Path("runs/demo"), fresh: bool = Fal
     variants = tuple(v for v in VARIANTS if not only or v.name in only)
     record = settings_record(w, variants)
     check_out(out, record, fresh)
-    out.mkdir(parents=True, exist_ok=True)
+    created = not out.exists()
+    make_dirs(out)
+    try:
+        with output_lock(out, "--out"):
+            return _run(world, w, variants, record, out, fresh, echo)
+    except BaseException:
+        if created and {p.name for p in _contents(out)} <= {"demo.json"}:
+            shutil.rmtree(out, ignore_errors=True)  # nothing done yet: leave no empty folder behind
+        raise
+
+
+def _run(world: str, w: World, variants: tuple[Variant, ...], record: dict, out: Path, fresh: bool, echo) -> dict:
+    if fresh:
+        check_out(out, record, fresh)  # again, under the lock: still a demo run (or empty)
+        for p in _contents(out):
+            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
     write_json(out / "demo.json", {"settings": record})
     started, times = time.perf_counter(), {}
 
@@ -217,7 +299,7 @@ def run(world: str = "smollm2", out: Path = Path("runs/demo"), fresh: bool = Fal
     if versus:
         table += "\n\nAgainst plain SFT, paired by question:\n\n" + "\n".join(versus)
     curves = demo_report.curves_png(cards, out / "curves.png")
-    (out / "results.md").write_text(table + "\n")
+    write_text(out / "results.md", table + "\n")
     echo(table)
     times["end"] = time.perf_counter()
     names = list(times)

@@ -156,3 +156,107 @@ def test_only_and_settings(tmp_path, monkeypatch, tiny_world_module):
     with pytest.raises(FactbenchError, match="unknown fine-tune"):
         demo.run("toy", tmp_path / "bad", echo=lambda *a: None, only=["dpo"])
     assert not (tmp_path / "bad").exists()
+
+
+# ---- the demo's state: damaged files, full disks ----------------------------------------------------
+
+def _copy(finished, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(finished[0], copy)
+    return copy
+
+
+def _tree(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != ".lock"}
+
+
+def _errors(capsys):
+    return [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("factbench: error")]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('{"settings": {"schema": 1, "wor', "is not valid JSON \\(truncated\\?\\)"),
+    ("", "is not valid JSON"),
+    ("[1, 2]", "is not a demo record"),
+    ('{"settings": 3}', "is not a demo record"),
+])
+def test_a_damaged_demo_json_is_refused_in_one_line(finished, tmp_path, monkeypatch, capsys, text, message):
+    copy = _copy(finished, tmp_path)
+    (copy / "demo.json").write_text(text)
+    before = _tree(copy)
+    monkeypatch.setitem(demo.WORLDS, "toy", TINY)
+    assert main(["demo", "--world", "toy", "--out", str(copy)]) == 2
+    errors = _errors(capsys)
+    assert len(errors) == 1 and "--fresh" in errors[0]
+    import re
+
+    assert re.search(message, errors[0])
+    assert _tree(copy) == before
+
+
+def test_fresh_starts_a_damaged_run_over(finished, tmp_path, monkeypatch):
+    copy = _copy(finished, tmp_path)
+    (copy / "demo.json").write_text('{"sett')
+
+    class Stop(Exception):
+        pass
+
+    def stop(*a, **k):
+        raise Stop
+
+    monkeypatch.setitem(demo.WORLDS, "toy", TINY)
+    monkeypatch.setattr(demo, "make_split", stop)
+    with pytest.raises(Stop):
+        demo.run("toy", copy, fresh=True, echo=lambda *a: None)
+    assert sorted(_tree(copy)) == ["demo.json"]
+    assert json.loads((copy / "demo.json").read_text())["settings"]["world"]["model"] == "toy:tiny"
+
+
+def test_a_damaged_card_is_made_again_from_the_kept_answers(finished, tmp_path, monkeypatch):
+    copy = _copy(finished, tmp_path)
+    good = json.loads((copy / "cards" / "sft.json").read_text())
+    (copy / "cards" / "sft.json").write_text('{"schema": ')
+    from factbench import answer_sources, recipes
+
+    def refuse(*a, **k):
+        raise AssertionError("a finished stage ran again")
+
+    monkeypatch.setattr(recipes, "train", refuse)
+    monkeypatch.setattr(answer_sources, "answer_with_model", refuse)
+    monkeypatch.setitem(demo.WORLDS, "toy", TINY)
+    demo.run("toy", copy, echo=lambda *a: None)
+    again = scorecard.load_card(copy / "cards" / "sft.json")
+    assert again["outcomes"] == good["outcomes"]
+
+
+def test_a_failed_leaderboard_build_keeps_the_earlier_one(finished, tmp_path, monkeypatch):
+    from factbench import leaderboard
+    from factbench.errors import WriteError
+
+    copy = _copy(finished, tmp_path)
+    before = _tree(copy / "leaderboard")
+
+    def full(folder, **k):
+        (folder / "README.md").write_text("half")
+        raise WriteError(f"cannot write {folder / 'README.md'}: no space left on the device; nothing was changed there")
+
+    monkeypatch.setattr(leaderboard, "build", full)
+    monkeypatch.setitem(demo.WORLDS, "toy", TINY)
+    with pytest.raises(WriteError, match=f"cannot write {copy / 'leaderboard' / 'README.md'}:"):
+        demo.run("toy", copy, echo=lambda *a: None)
+    assert _tree(copy / "leaderboard") == before
+    assert sorted(p.name for p in copy.iterdir() if p.name.startswith(".leaderboard")) == []
+
+
+def test_full_disk_is_one_line_and_leaves_no_folder(full_disk, monkeypatch, capsys):
+    from conftest import fill
+
+    fill(full_disk)
+    monkeypatch.setitem(demo.WORLDS, "toy", TINY)
+    assert main(["demo", "--world", "toy", "--out", str(full_disk / "x")]) == 2
+    errors = _errors(capsys)
+    assert len(errors) == 1 and "cannot write" in errors[0], errors
+    assert sorted(p.name for p in full_disk.iterdir()) == ["filler"]
