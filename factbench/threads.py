@@ -105,13 +105,26 @@ def _whole_cores(busy: float) -> int:
     return whole + (1 if busy - whole >= BUSY_AT else 0)
 
 
+_announcement: list = []  # (echo, line) waiting for the first piece of real work
+
+
 def configure(echo=None) -> Choice:
-    """Choose the thread count, apply it to torch (and to child processes), and say it once."""
+    """Choose the thread count and apply it to torch (and to child processes).
+
+    The choice is said (through `echo`) when the first real work starts (`announce`, called by the
+    engines and the trainer), not here: a command refused for bad input still prints one line only.
+    """
     choice = choose()
     os.environ["OMP_NUM_THREADS"] = str(choice.threads)  # for workers and torchrun children
     import torch
 
     torch.set_num_threads(choice.threads)
-    if echo:
-        echo(f"factbench: {choice.describe()}")
+    _announcement[:] = [(echo, f"factbench: {choice.describe()}")] if echo else []
     return choice
+
+
+def announce() -> None:
+    """Say the thread choice once, at the start of the first generation or training step."""
+    if _announcement:
+        echo, line = _announcement.pop()
+        echo(line)

@@ -250,10 +250,14 @@ def test_missing_profile_is_refused(tmp_path):
     (["--sets", "heldout", "retention"], "unknown question set 'retention'"),
     (["--sets", "pool", "--relations", "P17"], "--relations does not apply to --sets"),
     (["--split-dir", "no/such/split"], r"split folder no/such/split (given as --split-dir) does not exist"),
-    (["--sets", "pool", "--limit", "0"], "--limit must be at least 1"),
+    (["--sets", "pool", "--limit", "0"], "--limit: '0' is not a whole number of at least 1"),
 ])
 def test_bad_sets_input_is_one_line_exit_2(argv, message, capsys, tmp_path):
-    assert main(["eval", *argv, "--out", str(tmp_path / "out")]) == 2
+    try:
+        code = main(["eval", *argv, "--out", str(tmp_path / "out")])
+    except SystemExit as e:  # refused by argparse, before any work
+        code = e.code
+    assert code == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "out").exists()

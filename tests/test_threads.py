@@ -45,3 +45,13 @@ def test_a_spinning_process_is_seen_busy():
     finally:
         spinner.kill()
         spinner.wait()
+
+
+def test_the_choice_is_said_once_when_work_starts(monkeypatch):
+    said = []
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    threads.configure(echo=said.append)
+    assert said == []  # a refusal before any work prints only its own error line
+    threads.announce()
+    threads.announce()
+    assert said == ["factbench: 1 CPU thread(s), as OMP_NUM_THREADS says"]

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
+from .. import threads
 from ..errors import FactbenchError
 from ..matching import cut_at_stop
 from .base import GenerationParams, check_prompts
@@ -165,6 +166,7 @@ class HFEngine:
     @torch.inference_mode()
     def generate(self, prompts: Sequence[str], params: GenerationParams) -> list[list[str]]:
         prompts = check_prompts(prompts)
+        threads.announce()
         token_ids = [self.tokenizer(p).input_ids for p in prompts]
         results: list[list[str | None]] = [[None] * params.n for _ in prompts]
         bar = tqdm(total=len(prompts) * params.n, desc="generating", unit="answer", disable=not self.progress,
