@@ -111,7 +111,7 @@ _announcement: list = []  # (echo, line) waiting for the first piece of real wor
 def configure(echo=None) -> Choice:
     """Choose the thread count and apply it to torch (and to child processes).
 
-    The choice is said (through `echo`) when the first real work starts (`announce`, called by the
+    factbench's own choice is said (through `echo`) when the first real work starts (`announce`, called by the
     engines and the trainer), not here: a command refused for bad input still prints one line only.
     """
     choice = choose()
@@ -119,7 +119,8 @@ def configure(echo=None) -> Choice:
     import torch
 
     torch.set_num_threads(choice.threads)
-    _announcement[:] = [(echo, f"factbench: {choice.describe()}")] if echo else []
+    # Said only when factbench chose: a user who set the count knows it (and tests stay quiet).
+    _announcement[:] = [(echo, f"factbench: {choice.describe()}")] if echo and choice.source == "free cores" else []
     return choice
 
 

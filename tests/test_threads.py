@@ -49,9 +49,20 @@ def test_a_spinning_process_is_seen_busy():
 
 def test_the_choice_is_said_once_when_work_starts(monkeypatch):
     said = []
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    threads.configure(echo=said.append)
-    assert said == []  # a refusal before any work prints only its own error line
-    threads.announce()
-    threads.announce()
-    assert said == ["factbench: 1 CPU thread(s), as OMP_NUM_THREADS says"]
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("FACTBENCH_THREADS", raising=False)
+    monkeypatch.setattr(threads, "busy_cores", lambda: 0.0)
+    try:
+        choice = threads.configure(echo=said.append)
+        assert said == []  # a refusal before any work prints only its own error line
+        threads.announce()
+        threads.announce()
+        assert said == [f"factbench: {choice.describe()}"] and "core(s) allowed" in said[0]
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        threads.configure(echo=said.append)
+        threads.announce()
+        assert len(said) == 1  # the user's own setting is not repeated back
+    finally:
+        import torch
+
+        torch.set_num_threads(1)
