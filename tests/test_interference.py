@@ -166,10 +166,14 @@ def test_interference_writes_table_json_plot_and_reuses_finished_conditions(tiny
 @pytest.mark.parametrize("extra, message", [
     (["--recipe", "known-only"], "nothing for it to train on"),
     (["--recipe", "dpo"], "unknown recipe 'dpo'"),
-    (["--sizes", "0"], "--sizes must be whole numbers of at least 1"),
+    (["--sizes", "0"], "is not a whole number of at least 1"),  # refused by the flag's type (argparse)
     (["--keys", "guid"], "unknown key kind"),
     (["--set", "model=toy"], "model is set by interference itself"),
     (["--set", "learning_rate=fast"], "learning_rate"),
+    (["--set", "learning_rate=-1"], "learning_rate must be a finite number > 0"),
+    (["--set", "max_steps=0"], "max_steps must be -1"),
+    (["--set", "gradient_accumulation_steps=0"], "gradient_accumulation_steps must be"),
+    (["--set", "distill_tau=nan"], "distill_tau must be"),
     (["--relation", "P0"], "unknown relation"),
     (["--layer", "7"], "layer 7 does not exist"),
 ])
@@ -179,7 +183,51 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tiny_world, tmp_path, c
     toy_split("tiny")  # built once before: its first build loads the world (and says so on stderr)
     capsys.readouterr()
     out = tmp_path / "probe"
-    assert main([*BASE_ARGS, "--sizes", "4", *extra, "--out", str(out)]) == 2
+    try:
+        code = main([*BASE_ARGS, "--sizes", "4", *extra, "--out", str(out)])
+    except SystemExit as e:  # argparse's refusals
+        code = e.code
+    assert code == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
     assert not out.exists()
+
+
+def test_a_damaged_settings_record_is_refused_in_one_line(tiny_world, tmp_path, capsys):
+    from factbench.toyworld import toy_split
+
+    toy_split("tiny")
+    for text, message in (('{"schema": ', "does not read (truncated?)"), ("[1]", "is not an interference settings")):
+        out = tmp_path / "probe"
+        out.mkdir(exist_ok=True)
+        (out / "settings.json").write_text(text)
+        capsys.readouterr()
+        assert main([*BASE_ARGS, "--sizes", "4", "--out", str(out)]) == 2
+        errors = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("factbench: error")]
+        assert len(errors) == 1 and message in errors[0]
+        assert [p.name for p in out.iterdir()] == ["settings.json"]
+
+
+def test_full_disk_is_one_line_and_leaves_no_folder(tiny_world, full_disk, capsys):
+    from conftest import fill
+
+    from factbench.toyworld import toy_split
+
+    toy_split("tiny")
+    fill(full_disk)
+    capsys.readouterr()
+    assert main([*BASE_ARGS, "--sizes", "4", "--out", str(full_disk / "x")]) == 2
+    errors = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("factbench: error")]
+    assert len(errors) == 1 and "cannot write" in errors[0] and "nothing was changed" in errors[0], errors
+    assert sorted(p.name for p in full_disk.iterdir()) == ["filler"]
+
+
+def test_a_second_run_into_the_same_folder_is_refused(tiny_world, tmp_path, capsys):
+    from factbench.files import output_lock
+
+    out = tmp_path / "probe"
+    with output_lock(out):
+        assert main([*BASE_ARGS, "--sizes", "4", "--out", str(out)]) == 2
+    errors = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("factbench: error")]
+    assert len(errors) == 1 and "being written by another factbench process" in errors[0]
+    assert [p.name for p in out.iterdir()] == [".lock"]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .. import __version__, asking, data, models, representations, splits, stats, synthetic
 from ..errors import FactbenchError
-from ..files import atomic_path, write_json, write_text
+from ..files import atomic_path, make_dirs, output_lock, write_json, write_text
 from ..protocol import generation_params
 from ..scorecard import pct, points
 from .experiment import (
@@ -85,8 +85,10 @@ def _drop_weights(folder: Path) -> None:
 # ---- the experiment -----------------------------------------------------------------------------
 
 def run(exp: Experiment, out: Path | str, echo: Callable[[str], None] = print) -> dict:
-    """Run every missing condition of `exp` into `out`, then write and return the summary."""
-    from .. import recipes
+    """Run every missing condition of `exp` into `out`, then write and return the summary.
+
+    One run writes into `out` at a time (a second is refused); every file is written whole.
+    """
     from ..recipes.config import load_config
 
     out = Path(out)
@@ -104,7 +106,22 @@ def run(exp: Experiment, out: Path | str, echo: Callable[[str], None] = print) -
             for kind in exp.keys}
     ident = identity(exp, split, base_model.identity)
     check_settings(out, ident)
-    out.mkdir(parents=True, exist_ok=True)
+    created = not out.exists()
+    make_dirs(out)
+    try:
+        with output_lock(out, "--out"):
+            return _run(exp, out, ident, split, known, tokenizer, pool, echo)
+    except BaseException:
+        if created and out.is_dir() and not [p for p in out.iterdir() if p.name != ".lock"]:
+            shutil.rmtree(out, ignore_errors=True)  # nothing written yet: leave no empty folder behind
+        raise
+
+
+def _run(exp: Experiment, out: Path, ident: dict, split, known: list[dict], tokenizer, pool: dict,
+         echo: Callable[[str], None]) -> dict:
+    from .. import recipes
+
+    check_settings(out, ident)  # again, under the lock
     write_json(out / "settings.json", ident)
 
     known_facts = data.get(r["id"] for r in known)
@@ -156,10 +173,11 @@ def run(exp: Experiment, out: Path | str, echo: Callable[[str], None] = print) -
              f"drift {_num(row['drift'])}")
 
     summary = summarize(exp, out, base)
+    table, png = render(summary), plot_png(summary)  # everything rendered before anything is written
     write_json(out / "interference.json", summary)
-    write_text(out / "interference.md", render(summary))
+    write_text(out / "interference.md", table)
     with atomic_path(out / "interference.png") as tmp:
-        tmp.write_bytes(plot_png(summary))
+        tmp.write_bytes(png)
     return summary
 
 
@@ -167,7 +185,7 @@ def _finished(out: Path, condition: tuple[str, str, int], ident: dict) -> bool:
     path = out / "runs" / condition_name(*condition) / "result.json"
     try:
         return json.loads(path.read_text())["identity"] == ident
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, TypeError, IndexError):  # missing, truncated or another shape: redo
         return False
 
 
@@ -177,7 +195,9 @@ def _load_base(out: Path, ident: dict, known: list[data.Fact], new: dict[str, li
         base = json.loads((out / "base.json").read_text())
     except (OSError, ValueError):
         return None
-    answers = base.get("answers", {})
+    if not isinstance(base, dict) or not isinstance(base.get("answers"), dict):
+        return None  # another shape: asked again
+    answers = base["answers"]
     wanted = {"heldout": [f.id for f in known]} | {k: [f.id for f in v] for k, v in new.items() if v}
     if base.get("identity") != ident or any(answers.get(k, {}).get("ids") != ids for k, ids in wanted.items()):
         return None

@@ -198,12 +198,16 @@ def check_settings(out: Path, ident: dict) -> None:
     path = out / "settings.json"
     if path.is_file():
         try:
-            saved = json.loads(path.read_text())
-        except ValueError:
-            raise FactbenchError(f"{path} is not valid JSON; delete {out} or choose another --out") from None
+            saved = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            raise FactbenchError(f"{path} (the settings of the results beside it) does not read (truncated?); "
+                                 f"delete {out} to start over, or choose another --out") from None
+        if not isinstance(saved, dict):
+            raise FactbenchError(f"{path} is not an interference settings record; delete {out} to start over, "
+                                 "or choose another --out")
         if saved != ident:
             diff = sorted(k for k in set(saved) | set(ident) if saved.get(k) != ident.get(k))
             raise FactbenchError(f"{out} holds results made with other settings ({', '.join(diff)} differ); "
                                  "choose another --out, or delete it to start over")
-    elif out.exists() and any(out.iterdir()):
+    elif out.is_dir() and any(p.name != ".lock" for p in out.iterdir()):
         raise FactbenchError(f"{out} already holds files that are not an interference run; choose another --out")
