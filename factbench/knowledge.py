@@ -156,7 +156,7 @@ class ProbeSettings:
 
 # ---- the probe ----------------------------------------------------------------------------------
 
-def probe(engine: Engine, pool: Pool, settings: ProbeSettings, out_dir: Path | str) -> Path:
+def probe(engine: Engine, pool: Pool, settings: ProbeSettings, out_dir: Path | str, shard=None) -> Path:
     """Probe every pool question and write `profile.jsonl` + `manifest.json` into out_dir.
 
     Resumable: work is cut into chunks of (relation, prompt, part) saved under
@@ -168,7 +168,7 @@ def probe(engine: Engine, pool: Pool, settings: ProbeSettings, out_dir: Path | s
     """
     out_dir = Path(out_dir)
     with output_lock(out_dir, "--out"):
-        return _probe(engine, pool, settings, out_dir)
+        return _probe(engine, pool, settings, out_dir, shard)
 
 
 def _check_out(out_dir: Path) -> None:
@@ -187,50 +187,58 @@ def _check_out(out_dir: Path) -> None:
     check.unlink(missing_ok=True)
 
 
-def _probe(engine: Engine, pool: Pool, settings: ProbeSettings, out_dir: Path) -> Path:
-    """`probe` once out_dir is locked."""
+def blocks(facts: list[Fact]) -> list[tuple[str, int, list[Fact]]]:
+    """The probe's units of work, (relation, offset, facts): CHUNK pool questions of one relation.
+
+    A block is asked under every prompt (greedy), then its questions no greedy answer got right are
+    sampled. Everything about a block depends on its own questions only, so blocks can be computed in
+    any order, in any process (shards.py), and give the same chunk files.
+    """
+    by_relation = defaultdict(list)
+    for f in facts:
+        by_relation[f.relation].append(f)
+    return [(r, k, fs[k:k + CHUNK]) for r, fs in by_relation.items() for k in range(0, len(fs), CHUNK)]
+
+
+def _probe(engine: Engine, pool: Pool, settings: ProbeSettings, out_dir: Path, shard=None) -> Path:
+    """`probe` once out_dir is locked. With a `shards.Shard`, only that shard's blocks, and no profile."""
     facts = pool.facts()
     protocol = settings.probe_protocol(engine, pool)
     _check_out(out_dir)
     work = _work_dir(out_dir, protocol)
     start = time.perf_counter() - _elapsed(work)
-    by_relation = defaultdict(list)
-    for f in facts:
-        by_relation[f.relation].append(f)
     budget = settings.budget
-    greedy_units = [(r, p, k) for r in by_relation for p in range(budget.prompts)
-                    for k in range(0, len(by_relation[r]), CHUNK)]
-    # The total is re-estimated once lazy sampling knows which questions need samples.
-    bar = tqdm(total=len(facts) * budget.prompts * (1 + budget.samples), unit="answer", desc="probing",
-               dynamic_ncols=True, smoothing=0.05)
-
+    units = blocks(facts)
+    if shard is not None:
+        units = shard.select(units)
+    asked = sum(len(fs) for _, _, fs in units)
+    # The total is re-estimated as lazy sampling learns which questions need samples.
+    bar = tqdm(total=asked * budget.prompts * (1 + budget.samples), unit="answer",
+               desc="probing" if shard is None else f"probing shard {shard}", dynamic_ncols=True, smoothing=0.05)
+    params = generation_params(settings.question_protocol(), temperature=budget.temperature,
+                               top_k=budget.top_k, n=budget.samples, seed=settings.sample_seed)
     greedy: dict[tuple[str, int], str] = {}  # (fact id, prompt) -> answer
-    for r, p, k in greedy_units:
-        chunk = by_relation[r][k:k + CHUNK]
-        result = _run_chunk(work, f"greedy-{r}-p{p}-k{k}", engine, chunk, p, settings, None, start)
-        greedy.update({(fid, p): a[0] for fid, a in result.items()})
-        bar.update(len(chunk))
-
-    def greedy_right(f: Fact) -> bool:
-        return any(matching.exact_match(greedy[(f.id, p)], f.answers) for p in range(budget.prompts))
-
     sampled: dict[str, int] = defaultdict(int)
-    if budget.samples:
-        params = generation_params(settings.question_protocol(), temperature=budget.temperature,
-                                   top_k=budget.top_k, n=budget.samples, seed=settings.sample_seed)
-        todo_by_relation = {r: [f for f in fs if not (budget.lazy_sampling and greedy_right(f))]
-                            for r, fs in by_relation.items()}
-        bar.total = len(facts) * budget.prompts + sum(map(len, todo_by_relation.values())) * budget.prompts * budget.samples
+    for r, k, block in units:
+        for p in range(budget.prompts):
+            result = _run_chunk(work, f"greedy-{r}-p{p}-k{k}", engine, block, p, settings, None, start)
+            greedy.update({(fid, p): a[0] for fid, a in result.items()})
+            bar.update(len(block))
+        if not budget.samples:
+            continue
+        todo = [f for f in block if not (budget.lazy_sampling and any(
+            matching.exact_match(greedy[(f.id, p)], f.answers) for p in range(budget.prompts)))]
+        bar.total -= (len(block) - len(todo)) * budget.prompts * budget.samples
         bar.refresh()
-        for r, todo in todo_by_relation.items():
-            for p in range(budget.prompts):
-                for k in range(0, len(todo), CHUNK):
-                    chunk = todo[k:k + CHUNK]
-                    result = _run_chunk(work, f"sampled-{r}-p{p}-k{k}", engine, chunk, p, settings, params, start)
-                    for f in chunk:
-                        sampled[f.id] += sum(matching.exact_match(a, f.answers) for a in result[f.id])
-                    bar.update(len(chunk) * budget.samples)
+        for p in range(budget.prompts):
+            if todo:
+                result = _run_chunk(work, f"sampled-{r}-p{p}-k{k}", engine, todo, p, settings, params, start)
+                for f in todo:
+                    sampled[f.id] += sum(matching.exact_match(a, f.answers) for a in result[f.id])
+            bar.update(len(todo) * budget.samples)
     bar.close()
+    if shard is not None:
+        return shard.finish(out_dir, engine, protocol, time.perf_counter() - start)
 
     rows = label(facts, greedy, sampled, settings)
     manifest = _manifest(rows, protocol, pool, settings, engine, time.perf_counter() - start)
@@ -503,11 +511,13 @@ def probe_model(model: str, out_dir: Path | str, *, relations: tuple[str, ...] |
                 pool_split: str = "train", pool_seed: int = 0, budget: str = DEFAULT_BUDGET,
                 exemplar_seed: int = prompts.DEFAULT_EXEMPLAR_SEED, guess_controls: int = 8,
                 guess_threshold: float = 0.2, engine: str = "hf", revision: str | None = None, dtype: str = "auto",
-                batch_size: int | None = None) -> Profile:
+                batch_size: int | None = None, shard=None) -> Profile | None:
     """`factbench probe`: profile a model spec on a pool of questions under a named budget (resumable).
 
     Validates the budget, the pool and the guess settings before a model is loaded; returns the
-    finished profile read back from `out_dir`.
+    finished profile read back from `out_dir`. With `shard` (a `shards.Shard`), probes that shard
+    into out_dir/shards/I-of-N/ and merges when it was the last to finish: returns the profile
+    then, None while other shards are still to run.
     """
     from .engines import make_engine
 
@@ -526,6 +536,13 @@ def probe_model(model: str, out_dir: Path | str, *, relations: tuple[str, ...] |
     if where["source"] == "hub":
         models.check_hub(where["name"], where["revision"])
     out_dir = Path(out_dir)
+    top = out_dir
+    if shard is not None:
+        from . import shards
+
+        if (out_dir / "manifest.json").exists():
+            raise FactbenchError(f"{out_dir} already holds a finished profile; choose another --out")
+        out_dir = shards.shard_dir(out_dir, shard)
     created = not out_dir.exists()
     # Locked, and checked writable, before the model is loaded: a second probe into the same folder
     # or a full disk is refused at once, not after the expensive part.
@@ -534,11 +551,15 @@ def probe_model(model: str, out_dir: Path | str, *, relations: tuple[str, ...] |
             _check_out(out_dir)
             runner = make_engine(engine, model, revision=revision, dtype=dtype, batch_size=batch_size,
                                  progress=False)
-            _probe(runner, pool, settings, out_dir)
+            _probe(runner, pool, settings, out_dir, shard)
     except BaseException:
         if created:
             _remove_if_empty(out_dir)
         raise
+    if shard is not None:
+        from . import shards
+
+        return load_profile(top) if shards.merge_if_ready(top) else None
     return load_profile(out_dir)
 
 

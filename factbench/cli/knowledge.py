@@ -36,6 +36,13 @@ def add_probe(sub) -> None:
                    help="subject-blind control hit rate that makes a right answer guessable (default: 0.2)")
     g.add_argument("--guess-controls", type=positive_int, default=8, help="control subjects per question (default: 8)")
     p.add_argument("--out", type=Path, required=True, help="profile folder to write (or resume)")
+    g = p.add_argument_group("many processes or machines (the profile is byte for byte the one-process one)")
+    g.add_argument("--shard", metavar="I/N",
+                   help="probe shard I of N (0 <= I < N) into OUT/shards/I-of-N; the last to finish merges")
+    g.add_argument("--workers", type=positive_int, metavar="N",
+                   help="run N local shard processes, the free CPU threads shared among them, then merge")
+    g.add_argument("--merge", action="store_true",
+                   help="merge the finished shards under --out into the profile (no model is loaded)")
     p.set_defaults(func=probe)
 
 
@@ -71,12 +78,35 @@ def add(sub) -> None:
 
 
 def probe(args) -> None:
-    from ..knowledge import probe_model
+    from .. import shards
+    from ..errors import FactbenchError
+    from ..knowledge import load_profile, probe_model
 
+    if sum(map(bool, (args.shard, args.workers, args.merge))) > 1:
+        raise FactbenchError("--shard, --workers and --merge are three ways to run a probe: give one")
+    if args.merge:
+        profile = load_profile(shards.merge(args.out))
+        print_counts(profile.manifest)
+        print(f"profile merged into {args.out} ({profile.manifest['wall_seconds']} s of probing in all)")
+        return
+    if args.workers:
+        from .. import workers
+
+        profile = workers.probe(args.workers, args.out, args.argv[1:])
+        print_counts(profile.manifest)
+        print(f"profile written to {args.out} by {args.workers} workers")
+        return
+    shard = shards.parse(args.shard) if args.shard else None
     profile = probe_model(args.model, args.out, relations=args.relations, per_relation=args.per_relation,
                           pool_split=args.pool_split, pool_seed=args.pool_seed, budget=args.budget,
                           exemplar_seed=args.exemplar_seed, guess_controls=args.guess_controls,
-                          guess_threshold=args.guess_threshold, revision=args.revision, **engine_args(args))
+                          guess_threshold=args.guess_threshold, revision=args.revision, shard=shard,
+                          **engine_args(args))
+    if profile is None:
+        done = len(shards.finished_shards(args.out))
+        print(f"shard {shard} written to {shards.shard_dir(args.out, shard)}; {done} of {shard.count} shards "
+              f"finished (the last to finish merges, or run `factbench probe --merge --out {args.out}`)")
+        return
     print_counts(profile.manifest)
     print(f"profile written to {args.out} ({profile.manifest['wall_seconds']} s)")
 
