@@ -254,10 +254,15 @@ def check_checksum(card: dict) -> bool:
 _SECRET = re.compile(r"token|key|password|secret|auth", re.I)
 
 
+# The factbench command being run, set by the CLI (`factbench.cli.main`): inside another program
+# (a notebook, a test calling main([...])) sys.argv is that program's, not factbench's.
+COMMAND: list[str] | None = None
+
+
 def safe_command(argv: list[str] | None = None) -> list[str]:
     """The command line that made a card, safe to publish: the program by its name, paths relative to
     the working folder (or to ~), values of secret-looking flags hidden, long arguments cut."""
-    argv = list(sys.argv if argv is None else argv)
+    argv = list(argv if argv is not None else COMMAND if COMMAND is not None else sys.argv)
     cwd, home = Path.cwd(), Path.home()
 
     def one(arg: str) -> str:

@@ -35,7 +35,8 @@ def test_the_commands_in_their_order():
     assert top == ["demo", "data", "models", "eval", "probe", "split", "score", "audit", "compare", "leaderboard",
                    "train", "interference", "overlap"]
     assert {c for c in COMMANDS if len(c) == 2} == {("data", "stats"), ("models", "list"), ("models", "prepare"),
-                                                     ("leaderboard", "add"), ("leaderboard", "build")}
+                                                     ("leaderboard", "add"), ("leaderboard", "build"),
+                                                     ("leaderboard", "init"), ("leaderboard", "rehash")}
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)

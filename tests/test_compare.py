@@ -114,10 +114,12 @@ def test_compare_out_that_cannot_be_written_is_one_line_and_prints_nothing(cards
 
 
 def _edited(path, tmp_path, name, edit):
+    """A card edited on purpose, its figures and checksum remade: consistent in itself, so what
+    compare must find is the edit's own consequence."""
     card = json.loads(path.read_text())
     edit(card)
     out = tmp_path / f"{name}.json"
-    out.write_text(json.dumps(card))
+    out.write_text(json.dumps(scorecard.refigured(card)))
     return out
 
 

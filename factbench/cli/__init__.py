@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # for commands that rerun themselves (workers)
+    from .. import card_schema
+
+    card_schema.COMMAND = ["factbench", *args.argv]  # what a card's provenance records
     try:
         if args.command in COMPUTE:
             from .. import threads
