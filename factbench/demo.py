@@ -151,6 +151,8 @@ def make_split(world: World, out: Path, echo=print) -> Path:
         source = toy_split(world.split["toy"])
         with _written(target) as tmp:
             for path in sorted(source.rglob("*")):
+                if path.name == ".lock":
+                    continue
                 if path.is_dir():
                     (tmp / path.relative_to(source)).mkdir(parents=True, exist_ok=True)
                 else:

@@ -175,3 +175,40 @@ def test_too_many_facts_for_a_relation_is_a_clear_error(tmp_path):
 def test_too_few_positions_for_the_prompts_is_a_clear_error(tmp_path):
     with pytest.raises(FactbenchError, match="n_positions 64 is too small"):
         toyworld.build_toy_world(tmp_path, ToyWorldConfig(relations=("P800",), n_known=4, n_unknown=2, n_positions=64))
+
+
+@pytest.mark.parametrize("text", ['{"toyworld_version": 1, "conf', '[1, 2]', '{"config": {}}'])
+def test_a_damaged_cached_world_is_built_again(tmp_path, text):
+    first = toyworld.toy_world(MICRO, cache_dir=tmp_path)
+    (first.model_dir / "world.json").write_text(text)
+    with pytest.raises(FactbenchError, match="world.json") as e:
+        toyworld.load_toy_world(first.model_dir)
+    assert "\n" not in str(e.value)
+    again = toyworld.toy_world(MICRO, cache_dir=tmp_path)
+    assert (again.config, again.known_ids, again.unknown_ids) == (first.config, first.known_ids, first.unknown_ids)
+    assert json.loads((again.model_dir / "world.json").read_text())["config_hash"] == MICRO.hash()
+    assert [p.name for p in (tmp_path / "toyworld").iterdir()] == [MICRO.hash()]  # nothing left beside it
+
+
+def test_a_full_disk_while_building_is_one_write_error(tmp_path, monkeypatch):
+    from factbench.errors import WriteError
+
+    def full(*a, **k):  # what safetensors raises when the disk fills (not an OSError)
+        raise Exception("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr("transformers.PreTrainedModel.save_pretrained", full)
+    with pytest.raises(WriteError, match="no space left on the device"):
+        toyworld.toy_world(MICRO, cache_dir=tmp_path)
+    assert list((tmp_path / "toyworld").iterdir()) == []
+
+
+def test_a_damaged_cached_toy_split_is_made_again(tiny_world):
+    from factbench import splits
+
+    folder = toyworld.toy_split("tiny")
+    train = (folder / "train.jsonl").read_bytes()
+    (folder / "train.jsonl").write_bytes(train[: len(train) // 2])
+    again = toyworld.toy_split("tiny")
+    assert again == folder and (folder / "train.jsonl").read_bytes() == train
+    splits.load_split(folder)
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(f".{folder.name}")]

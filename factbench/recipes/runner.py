@@ -147,7 +147,7 @@ def output_folder(out_dir: Path) -> Iterator[Path]:
             except (OSError, FactbenchError):
                 raise
             except Exception as e:
-                cause = _disk_error(e, tmp)
+                cause = disk_error(e, tmp)
                 if cause is None:
                     raise
                 raise cause from None
@@ -163,7 +163,7 @@ def output_folder(out_dir: Path) -> Iterator[Path]:
 _OS_ERROR = re.compile(r"os error (\d+)")
 
 
-def _disk_error(e: Exception, where: Path) -> OSError | None:
+def disk_error(e: Exception, where: Path) -> OSError | None:
     """The OSError behind a save that failed for lack of space but did not say so as an OSError.
 
     safetensors reports a full disk as `SafetensorError(... (os error 28))` and torch.save as a

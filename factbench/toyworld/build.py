@@ -113,16 +113,24 @@ def load_toy_world(out_dir: str | os.PathLike) -> ToyWorld:
     except FileNotFoundError:
         raise FactbenchError(f"{folder} is not a toy world (no world.json)") from None
     except (OSError, ValueError) as e:
-        raise FactbenchError(f"cannot read {folder / 'world.json'}: {e}") from None
-    return ToyWorld(
-        model_dir=folder,
-        config=ToyWorldConfig.from_dict(record["config"]),
-        known_ids=tuple(record["known_ids"]),
-        unknown_ids=tuple(record["unknown_ids"]),
-        known_recall=record["recall"]["known"],
-        unknown_recall=record["recall"]["unknown"],
-        info=record.get("info", {}),
-    )
+        raise DamagedWorld(f"cannot read {folder / 'world.json'} (truncated?): {e}") from None
+    try:
+        return ToyWorld(
+            model_dir=folder,
+            config=ToyWorldConfig.from_dict(record["config"]),
+            known_ids=tuple(record["known_ids"]),
+            unknown_ids=tuple(record["unknown_ids"]),
+            known_recall=record["recall"]["known"],
+            unknown_recall=record["recall"]["unknown"],
+            info=record.get("info", {}),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise DamagedWorld(f"{folder / 'world.json'} is not a toy world record ({type(e).__name__}: {e}); "
+                           "delete the folder to build the world again") from None
+
+
+class DamagedWorld(FactbenchError):
+    """A world.json that does not read as a world (in the cache, the world is built again)."""
 
 
 def toy_world(config: ToyWorldConfig | None = None, cache_dir: str | os.PathLike | None = None, progress=None) -> ToyWorld:
@@ -131,12 +139,28 @@ def toy_world(config: ToyWorldConfig | None = None, cache_dir: str | os.PathLike
     Worlds live in `<cache>/toyworld/<config hash>` (cache: `cache_dir`, else $FACTBENCH_CACHE,
     else ~/.cache/factbench). A build happens in a temporary folder beside its final place and
     is moved there in one step, so an interrupted build never leaves a folder that looks complete.
+    A cached world whose world.json no longer reads (a truncated file) is built again, and replaces
+    it only once complete. A full disk is one WriteError line.
     """
     config = config or ToyWorldConfig.default()
     folder = Path(cache_dir or files.cache_dir()) / "toyworld" / config.hash()
-    if not (folder / "world.json").is_file():
-        with files.atomic_path(folder) as tmp:
+    if (folder / "world.json").is_file():
+        try:
+            return load_toy_world(folder)
+        except DamagedWorld:
+            pass  # built again below
+    with files.atomic_path(folder) as tmp:
+        try:
             build_toy_world(tmp, config, progress)
+        except (OSError, FactbenchError):
+            raise
+        except Exception as e:  # safetensors and torch report a full disk as other exceptions
+            from ..recipes.runner import disk_error
+
+            cause = disk_error(e, tmp)
+            if cause is None:
+                raise
+            raise cause from None
     return load_toy_world(folder)
 
 

@@ -22,7 +22,8 @@ import json
 from pathlib import Path
 
 from .. import matching, prompts, splits
-from ..files import cache_dir
+from ..errors import FactbenchError
+from ..files import atomic_path, cache_dir
 from ..knowledge import Profile
 from ..protocol import generation_params, protocol_hash, question_protocol
 from .build import toy_world
@@ -39,7 +40,11 @@ def toy_split(preset: str = "default") -> Path:
                       "sizes": [MAX_KNOWN, MAX_UNKNOWN, MAX_HELDOUT]}, sort_keys=True)
     out = cache_dir() / "splits" / f"toy-{preset}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
     if (out / "manifest.json").is_file():
-        return out
+        try:
+            splits.load_split(out)  # checks every file against the manifest
+            return out
+        except (FactbenchError, ValueError, OSError):
+            pass  # a damaged cached split: made again (it is deterministic), replacing it once complete
     rows = label_facts(world)
     known = sum(r["known"] for r in rows)
     unknown = sum(r["category"] == "Unknown" for r in rows)
@@ -53,11 +58,9 @@ def toy_split(preset: str = "default") -> Path:
     # room for the subject-disjointness rules.
     settings = splits.SplitSettings(known=min(MAX_KNOWN, known // 2), unknown=min(MAX_UNKNOWN, unknown * 5 // 6),
                                     heldout=min(MAX_HELDOUT, known // 3), ood=0, min_known_share=0.0)
-    if out.exists():  # a half-made folder from an interrupted run: make_split refuses non-empty folders
-        import shutil
-
-        shutil.rmtree(out)
-    splits.make_split(profile, settings, out)
+    # Made beside its place and moved in whole: an interrupted run leaves nothing that looks made.
+    with atomic_path(out) as tmp:
+        splits.make_split(profile, settings, tmp)
     return out
 
 
