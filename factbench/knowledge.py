@@ -215,8 +215,8 @@ def _probe(engine: Engine, pool: Pool, settings: ProbeSettings, out_dir: Path, s
     # The total is re-estimated as lazy sampling learns which questions need samples.
     bar = tqdm(total=asked * budget.prompts * (1 + budget.samples), unit="answer",
                desc="probing" if shard is None else f"probing shard {shard}", dynamic_ncols=True, smoothing=0.05)
-    params = generation_params(settings.question_protocol(), temperature=budget.temperature,
-                               top_k=budget.top_k, n=budget.samples, seed=settings.sample_seed)
+    params = generation_params(settings.question_protocol(), temperature=budget.temperature, top_k=budget.top_k,
+                               n=budget.samples, seed=settings.sample_seed) if budget.samples else None
     greedy: dict[tuple[str, int], str] = {}  # (fact id, prompt) -> answer
     sampled: dict[str, int] = defaultdict(int)
     for r, k, block in units:

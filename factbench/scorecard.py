@@ -189,13 +189,18 @@ def _expand(o: dict) -> Outcomes:
 
 def load_card(path: Path | str) -> dict:
     """A score card from a file, validated (see `validate`); anything wrong with it is one CardError naming it."""
+    return load_checked(path, "score card", SCHEMA_ID, validate)
+
+
+def load_checked(path: Path | str, what: str, schema_id: str, validate) -> dict:
+    """A card of one kind (`schema_id`) from a file, checked by `validate`; every problem one CardError naming it."""
     path = Path(path)
     if not path.is_file():
-        raise CardError(f"score card {path} does not exist")
-    card = read_json(path, "score card")
-    if not isinstance(card, dict) or card.get("schema") != SCHEMA_ID:
+        raise CardError(f"{what} {path} does not exist")
+    card = read_json(path, what)
+    if not isinstance(card, dict) or card.get("schema") != schema_id:
         got = card.get("schema") if isinstance(card, dict) else type(card).__name__
-        raise CardError(f"{path} is not a {SCHEMA_ID} score card (schema: {got!r})")
+        raise CardError(f"{path} is not a {schema_id} {what} (schema: {got!r})")
     try:
         validate(card)
     except CardError as e:

@@ -82,7 +82,9 @@ def test_the_checksum_catches_an_edit_the_figures_cannot(card, tmp_path, capsys)
 def test_new_cards_carry_a_checksum_categories_and_provenance(card):
     assert card["checksum"] == card_schema.checksum(card)
     assert card["provenance"]["factbench_version"] == card["factbench_version"]
-    assert card["provenance"]["command"] == card_schema.safe_command() and "created" in card["provenance"]
+    # The factbench command that made it (conftest's main(["score", ...])), not the test runner's argv.
+    command = card["provenance"]["command"]
+    assert command[:2] == ["factbench", "score"] and "--tuned" in command and "created" in card["provenance"]
     assert all("category" in o for o in card["outcomes"].values())
     scorecard.validate(card)
 

@@ -123,20 +123,9 @@ def validate(card: dict, *, recompute: bool = True) -> None:
 
 def load(path: Path | str) -> dict:
     """An audit card from a file, validated; anything wrong with it is one CardError naming the file."""
-    from ..scorecard import read_json
+    from ..scorecard import load_checked
 
-    path = Path(path)
-    if not path.is_file():
-        raise CardError(f"audit card {path} does not exist")
-    card = read_json(path, "audit card")
-    if not isinstance(card, dict) or card.get("schema") != SCHEMA_ID:
-        got = card.get("schema") if isinstance(card, dict) else type(card).__name__
-        raise CardError(f"{path} is not a {SCHEMA_ID} audit card (schema: {got!r})")
-    try:
-        validate(card)
-    except CardError as e:
-        raise CardError(f"{path}: {e}") from None
-    return card
+    return load_checked(path, "audit card", SCHEMA_ID, validate)
 
 
 def category_of(row: dict, sampled: bool) -> str:
