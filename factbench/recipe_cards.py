@@ -61,6 +61,7 @@ def build(run, *, stages: list[dict], training_log: list[dict], wall_seconds: fl
         "final": training_log[-1] if training_log else None,
         "versions": versions(),
         "device": _device(),
+        **processes(run.config),
         "wall_seconds": round(wall_seconds, 2),
         **(extra or {}),
     }
@@ -68,6 +69,15 @@ def build(run, *, stages: list[dict], training_log: list[dict], wall_seconds: fl
 
 def write(card: dict, out_dir) -> None:
     write_json(Path(out_dir) / RECIPE_CARD, card)
+
+
+def processes(config) -> dict:
+    """How many training processes ran (torchrun / accelerate), and the sequences per optimizer step."""
+    world = int(getattr(config, "world_size", 1) or 1)
+    batch = getattr(config, "train_batch_size", None)  # per process (x GPUs under DataParallel)
+    steps = getattr(config, "gradient_accumulation_steps", 1)
+    return {"world_size": world, "global_batch_size": batch * steps * world if batch else None,
+            "ddp_backend": (getattr(config, "ddp_backend", None) or "default") if world > 1 else None}
 
 
 def _device() -> str:

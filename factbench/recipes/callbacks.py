@@ -12,7 +12,8 @@ epoch by epoch, the frontier METHOD.md §7 asks recipes to be compared on.
 The questions are the factforget sets of the split (factbench.question_sets), asked exactly as
 `factbench eval --sets` and the lm-eval tasks ask them: greedy, 4-shot, prompt 0, with
 factbench's HF engine on the model being trained, in its current dtype and device. Only the main
-process evaluates (under DDP the other ranks wait at their next step); with parameters sharded
+process evaluates and writes the log; under DDP the other ranks wait for its row (a broadcast), so
+every rank holds the same rows. With parameters sharded
 by FSDP or ZeRO-3 the model cannot generate alone, so set `eval_each_epoch: false` there and
 score the saved checkpoint instead.
 """
@@ -67,29 +68,49 @@ class EpochEvaluation(TrainerCallback):
         model.train(was_training)
         return out
 
-    def _write(self, row: dict) -> None:
+    def _record(self, row: dict | None, state) -> None:
+        """Keep `row` (the main process's; None on the others, which receive it) and rewrite the log.
+
+        Under DDP only the main process evaluates and writes training_log.jsonl; the others wait
+        here for its row, so every rank holds the same rows (the recipe card and stage 2's first
+        row are built from them) and no rank trains on before the evaluation is done.
+        """
+        row = _from_main_process(row)
         self.rows.append(row)
-        write_jsonl(self.log_path, self.rows)  # rewritten whole each epoch: never half a line
+        if state.is_world_process_zero:
+            write_jsonl(self.log_path, self.rows)  # rewritten whole each epoch: never half a line
 
     # ---- Trainer hooks -------------------------------------------------------------------------
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
-        if not (self.enabled and self.before and state.is_world_process_zero):
+        if not (self.enabled and self.before):
             return
-        if self.first_row is not None:
-            self._write(self.first_row | {"epoch": 0, "step": 0, "loss": None})
-        else:
-            acc = self.accuracies(model)
-            self._write(epoch_row(0, acc, 0, None))
+        if self.first_row is not None:  # the same on every rank: nothing to evaluate or share
+            self.rows.append(self.first_row | {"epoch": 0, "step": 0, "loss": None})
+            if state.is_world_process_zero:
+                write_jsonl(self.log_path, self.rows)
+            return
+        self._record(epoch_row(0, self.accuracies(model), 0, None) if state.is_world_process_zero else None, state)
 
     def on_epoch_begin(self, args, state, control, **kwargs):
         if self.trainer is not None:
             self.trainer.take_epoch_loss()
 
     def on_epoch_end(self, args, state, control, model=None, **kwargs):
-        loss = self.trainer.take_epoch_loss() if self.trainer is not None else None
-        if not (self.enabled and state.is_world_process_zero):
+        loss = self.trainer.take_epoch_loss() if self.trainer is not None else None  # every rank: collective
+        if not self.enabled:
             return
         epoch = round(state.epoch, 4)
         epoch = int(epoch) if float(epoch).is_integer() else epoch
-        self._write(epoch_row(epoch, self.accuracies(model), state.global_step, loss))
+        row = epoch_row(epoch, self.accuracies(model), state.global_step, loss) if state.is_world_process_zero else None
+        self._record(row, state)
+
+
+def _from_main_process(row):
+    """The main process's `row` on every rank (a broadcast under torch.distributed, else `row`)."""
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() <= 1:
+        return row
+    box = [row]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

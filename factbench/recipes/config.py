@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
@@ -160,10 +161,14 @@ class RecipeConfig(TrainingArguments):
                                      f"parameter-name patterns, got {self.trainable!r}")
             self.trainable = list(self.trainable)
         parameters.resolve(self.trainable)  # a preset that exists, patterns that parse (matching needs the model)
+        self.distributed_defaults()
         try:
             super().__post_init__()
         except (ValueError, TypeError) as e:
             raise FactbenchError(f"invalid training setting: {str(e).strip().splitlines()[0]}") from None
+        except ImportError as e:  # `deepspeed: {...}` without deepspeed installed, say
+            raise FactbenchError(f"a training setting needs a package that is not installed: "
+                                 f"{str(e).strip().splitlines()[0]}") from None
 
     def check_ranges(self) -> None:
         """Every numeric setting inside the range where it means something, before any work is done.
@@ -190,10 +195,46 @@ class RecipeConfig(TrainingArguments):
         if self.max_steps == -1:
             _in_range(self, "num_train_epochs", lambda v: v > 0, "a number > 0 (or set max_steps >= 1)")
 
+    def distributed_defaults(self) -> None:
+        """Under torchrun / accelerate (WORLD_SIZE > 1), settings that make it real DDP, unless set.
+
+        Without a GPU (or other accelerator) transformers would otherwise leave every process training
+        alone on all the data ("process group is initialized, but parallel_mode != DISTRIBUTED"): so
+        `use_cpu: true` and `ddp_backend: gloo` there. On GPUs the HF defaults stay (NCCL). Every
+        parameter of these models takes part in each forward pass, so `ddp_find_unused_parameters`
+        is false unless set (DDP's search for unused ones costs a graph walk per step).
+        """
+        if world_size() <= 1:
+            return
+        if not _has_accelerator():
+            self.use_cpu = True
+            if self.ddp_backend is None:
+                self.ddp_backend = "gloo"
+        if self.ddp_find_unused_parameters is None:
+            self.ddp_find_unused_parameters = False
+
     def to_dict(self) -> dict:
         """Every setting, JSON-ready (the recipe card records it in full)."""
         d = super().to_dict()
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}
+
+
+def world_size() -> int:
+    """The number of training processes torchrun / accelerate started (WORLD_SIZE; 1 without them)."""
+    try:
+        return max(int(os.environ.get("WORLD_SIZE", "1")), 1)
+    except ValueError:
+        return 1
+
+
+def _has_accelerator() -> bool:
+    if torch.cuda.is_available():
+        return True
+    current = getattr(getattr(torch, "accelerator", None), "current_accelerator", None)
+    try:
+        return current is not None and current() is not None
+    except RuntimeError:
+        return False
 
 
 def _in_range(config, name: str, ok, allowed: str, whole: bool = False) -> None:
@@ -224,7 +265,9 @@ def find_config(name: str | Path) -> Path:
         return path
     if path.exists():
         raise FactbenchError(f"config {name} is not a file")
-    bundled = resources.files("factbench.recipes").joinpath("configs", path.name if path.suffix else f"{name}.yaml")
+    # (`llama3.1_8b` has a dot, not a suffix: a bundled name is found with .yaml added unless it ends so)
+    bundled = resources.files("factbench.recipes").joinpath(
+        "configs", path.name if path.name.endswith(".yaml") else f"{path.name}.yaml")
     if len(path.parts) == 1 and bundled.is_file():
         return Path(str(bundled))
     raise FactbenchError(f"config {name} does not exist (bundled configs: {', '.join(bundled_configs())})")

@@ -11,8 +11,11 @@ The output folder appears whole or not at all: the run trains into a temporary f
 `output_dir` and renames it into place once the model, `training_log.jsonl` and `recipe_card.json`
 are all written (`files.atomic_path`). A failure (a bad setting, a full disk, an interrupt) leaves
 no partial folder and the earlier run in `output_dir`, if any, as it was; a write failure is one
-WriteError line naming `output_dir`. Under torchrun / accelerate (WORLD_SIZE > 1) every process
-must write into the same folder, so the run writes into `output_dir` directly.
+WriteError line naming `output_dir`. Under torchrun / accelerate (WORLD_SIZE > 1) the main process
+makes the temporary folder and sends its path to the others (a failure to make it is every rank's
+error), every rank trains into it, only the main process writes there (model, log, card), and it
+moves the folder into place once every rank is done; a run killed by a signal (torchrun stops the
+other processes when one fails) can leave its hidden temporary folder `.NAME.*` beside `output_dir`.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from .. import models, recipe_cards
 from ..errors import FactbenchError, WriteError
 from ..files import atomic_path, make_dirs
 from . import freeze, known_only, l2anchor, parameters, selfdistill, sft
-from .config import RecipeConfig, load_config
+from .config import RecipeConfig, load_config, world_size
 from .examples import check_tokenizer, find_training_split, training_rows
 from .trainer import RecipeOutput, Run
 
@@ -120,19 +123,52 @@ def check_output_dir(out_dir: Path, overwrite: bool) -> None:
                              "another output_dir")
 
 
-def _distributed() -> bool:
-    try:
-        return int(os.environ.get("WORLD_SIZE", "1")) > 1
-    except ValueError:
-        return False
+def _process_group():
+    """torch.distributed when this is one of several training processes with a process group, else None."""
+    if world_size() <= 1:
+        return None
+    import torch.distributed as dist
+
+    return dist if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1 else None
 
 
 @contextmanager
 def output_folder(out_dir: Path) -> Iterator[Path]:
     """A temporary folder beside `out_dir` that replaces it when the block succeeds (see the module doc)."""
-    if _distributed():
-        yield make_dirs(out_dir)
+    dist = _process_group()
+    if dist is None:
+        if world_size() > 1:  # several processes but no process group to agree on a folder: write in place
+            yield make_dirs(out_dir)
+        else:
+            with _atomic_output_folder(out_dir) as tmp:
+                yield tmp
         return
+    if dist.get_rank() != 0:
+        box = [None]
+        dist.broadcast_object_list(box, src=0)
+        folder, error = box[0]
+        if error is not None:
+            raise FactbenchError(error)
+        yield Path(folder)
+        dist.barrier()  # training and saving done here; the main process moves the folder into place
+        dist.barrier()  # ... and has moved it
+        return
+    sent = False
+    try:
+        with _atomic_output_folder(out_dir) as tmp:
+            dist.broadcast_object_list([(str(tmp), None)], src=0)
+            sent = True
+            yield tmp
+            dist.barrier()
+    except Exception as e:
+        if not sent:  # the folder could not be made: the other ranks wait for word of it
+            dist.broadcast_object_list([(None, str(e) or type(e).__name__)], src=0)
+        raise
+    dist.barrier()
+
+
+@contextmanager
+def _atomic_output_folder(out_dir: Path) -> Iterator[Path]:
     missing = [p for p in (out_dir.parent, *out_dir.parent.parents) if not p.exists()]
     try:
         with atomic_path(out_dir) as tmp:

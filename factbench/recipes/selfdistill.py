@@ -20,7 +20,8 @@ Teacher in memory (`teacher_cache: none`): one extra forward pass per step and a
 the weights. Cached teacher (`teacher_cache: topk`): the teacher runs once over the stage-2 data
 before training, its top-k log-probabilities (plus the log-mass of the rest) are kept per answer
 position, and the teacher is dropped, so training holds a single model; the KL is then over k + 1
-outcomes (losses.py), exact when k is the vocabulary size. Each rank computes the whole cache.
+outcomes (losses.py), exact when k is the vocabulary size. Under DDP each rank computes the whole
+cache in its own memory (no file, nothing shared): the teachers are identical, so are the caches.
 
 Path through `run` below: examples (`run.examples`) → trainable parameters (parameters.py) →
 stage 1 (`train_stage` with the plain cross-entropy) → the teacher, in memory or cached

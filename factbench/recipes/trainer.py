@@ -13,6 +13,13 @@ FSDP / DeepSpeed, logging) is the stock Trainer's.
 Averaging: every term is a mean over its own token positions within a micro-batch, and the Trainer
 divides by the gradient-accumulation steps (`loss_is_scaled_for_ga = False`); with accumulation,
 micro-batches weigh equally whatever their number of answer tokens (as in torchtune's KD recipe).
+Under DDP each rank's micro-batch is one more of them (DDP averages the ranks' gradients), so N
+processes x batch B train exactly as one process with batch B and N accumulation steps (up to float
+summation order; where the data do not fill the last step, accelerate repeats the first examples
+on the ranks left short), and close to (not exactly as) one process with batch N·B, whose one mean
+weighs examples by answer tokens (tests/test_distributed_training.py measures both).
+The epoch loss in `training_log.jsonl` and the extra loss terms in the log lines are means over
+every rank's micro-batches.
 """
 
 from __future__ import annotations
@@ -108,15 +115,29 @@ class RecipeTrainer(Trainer):
 
     def log(self, logs: dict, *args, **kwargs) -> None:
         if "loss" in logs:  # a training log line: add the mean of each loss term since the last one
-            for name, (total, n) in self._window.items():
-                logs[name] = round(float(total) / max(n, 1), 4)
+            # (every rank logs this line, as it gathers the Trainer's own loss: the sum is collective)
+            names = sorted(self._window)
+            sums = self.sum_across_ranks([x for name in names for x in self._window[name]])
+            for i, name in enumerate(names):
+                logs[name] = round(sums[2 * i] / max(sums[2 * i + 1], 1), 4)
             self._window = {}
         super().log(logs, *args, **kwargs)
 
     def take_epoch_loss(self) -> float | None:
-        total, n = self.epoch_loss
+        """The mean micro-batch loss of the epoch over every rank's micro-batches (collective under DDP)."""
+        total, n = self.sum_across_ranks(self.epoch_loss)
         self.epoch_loss = [0.0, 0]
-        return round(float(total) / n, 6) if n else None
+        return round(total / n, 6) if n else None
+
+    def sum_across_ranks(self, values: list) -> list[float]:
+        """`values` (floats or 0-d tensors) summed over the training processes; as they are on one."""
+        values = [float(v) for v in values]
+        if self.args.world_size <= 1 or not torch.distributed.is_initialized() or not values:
+            return values
+        device = self.args.device if torch.distributed.get_backend() == "nccl" else "cpu"
+        t = torch.tensor(values, dtype=torch.float64, device=device)
+        torch.distributed.all_reduce(t)
+        return t.tolist()
 
 
 def train_stage(run, model, examples: list[dict], *, out_dir: Path, epochs: float | None = None,
