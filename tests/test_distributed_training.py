@@ -119,6 +119,7 @@ def test_sft_on_two_processes_is_one_process_with_the_same_global_batch(toy, tmp
                      f"output_dir={tmp_path / 'two'}", *settings])
     assert "parallel_mode != ParallelMode.DISTRIBUTED" not in done.stderr  # real DDP, not two lone runs
     assert "find_unused_parameters=True" not in done.stderr
+    assert done.stdout.count("wrote the model, training_log.jsonl and recipe_card.json") == 1  # one summary
     assert sorted(p.name for p in tmp_path.iterdir()) == ["two"]  # no temporary folder left beside it
     train("sft", TOY | ONE | {"output_dir": str(tmp_path / "one")})
     train("sft", TOY | BIG | {"output_dir": str(tmp_path / "big")})

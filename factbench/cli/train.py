@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from .common import formatter
 
 
@@ -41,5 +43,7 @@ def train(args) -> None:
     final = result.card.get("final") or {}
     scores = "  ".join(f"{k.removesuffix('_accuracy')} {v:.3f}" for k, v in final.items()
                        if k.endswith("_accuracy") and v is not None)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, one summary: the main process's
+        return
     print(f"{args.recipe}: {scores or 'trained'}  ({result.card['wall_seconds']} s)")
     print(f"wrote the model, training_log.jsonl and recipe_card.json into {result.output_dir}")
