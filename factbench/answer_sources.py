@@ -356,19 +356,22 @@ def find_sets(names, split_dir: Path | str | None, limit: int | None = None,
 
 
 def answer_sets(engine: Engine, sets: dict[str, list[dict]], split: Split | None, *, out: Path | None = None,
-                echo: Callable[[str], None] = print) -> dict:
+                echo: Callable[[str], None] = print, positions: dict[str, list[int]] | None = None,
+                extra: dict | None = None) -> dict:
     """Answer every set greedily under the question protocol; write samples and summary into `out`.
 
     Returns the summary (what `summary.json` holds). Empty sets are skipped, as lm-eval would have
     nothing to log for them. `out` is written whole at the end (`sample_logs.write_folder`): one
-    model's one run, with its `run_id` in the summary and every row.
+    model's one run, with its `run_id` in the summary and every row. `positions` (a shard's,
+    answer_shards.py) gives each doc's `doc_id`, its place in the whole set (default: its place in
+    `sets`); `extra` is added to the summary.
     """
     params_kwargs = generation_kwargs()
     params = generation_params()
     protocol = question_protocol()
     summary = {"engine": engine.describe(), "split": str(split.path) if split else None, "sets": {},
                "factbench_version": __version__, "protocol": protocol, "protocol_hash": protocol_hash(protocol),
-               "generation_kwargs": params_kwargs, "question_sets": {}}
+               "generation_kwargs": params_kwargs, "question_sets": {}} | (extra or {})
     if out:
         sample_logs.check_out_folder(out, summary["engine"].get("model"))
     files = {}
@@ -379,8 +382,9 @@ def answer_sets(engine: Engine, sets: dict[str, list[dict]], split: Split | None
             continue
         facts = [question_sets.fact_of(d) for d in docs]
         run = asking.answer(engine, facts, params=params)
+        where = (positions or {}).get(name) or range(len(docs))
         rows = [sample_logs.record(i, d, prompts.build_prompt(f, 0), r["completion"], r["em"], r["contains"],
-                                   params_kwargs) for i, (d, f, r) in enumerate(zip(docs, facts, run.records))]
+                                   params_kwargs) for i, d, f, r in zip(where, docs, facts, run.records)]
         summary["sets"][task] = run.summary()
         summary["question_sets"][task] = ids_sha256(d["id"] for d in docs)
         echo(f"{task:<24} {len(rows):>5} questions  EM {summary['sets'][task]['em']:.3f}  "
@@ -395,18 +399,34 @@ def answer_sets(engine: Engine, sets: dict[str, list[dict]], split: Split | None
 def evaluate_sets(model: str, names=None, *, split_dir: Path | str | None = None, limit: int | None = None,
                   relations: list[str] | None = None, out: Path | None = None, engine: str = "hf",
                   revision: str | None = None, dtype: str = "auto", batch_size: int | None = None,
+                  shard=None, workers: int | None = None, argv: list[str] | None = None,
                   echo: Callable[[str], None] = print) -> dict:
     """`factbench eval --sets`: the factforget questions (default: every set) through factbench's own engine.
 
     Validates the sets, the split and `out` before a model is loaded (`relations` must be empty:
     each set fixes its questions), then answers as `answer_sets` does and returns its summary.
+    With `shard` (a `shards.Shard`), answers that shard of every set into `out`/shards/I-of-N and
+    merges when it was the last (answer_shards.py); returns the shard's summary. With `workers`, runs
+    the command's `argv` (after `eval`) as that many local shard processes and returns the merged summary.
     """
+    from . import answer_shards
     from .engines import make_engine
 
     names = [question_sets.check_set(s) for s in (names or question_sets.SETS)]
     if relations:
         raise FactbenchError("--relations does not apply to --sets (each set fixes its questions)")
     split, sets = find_sets(names, split_dir, limit)  # validate all before loading a model
-    sample_logs.check_out_folder(out, models.resolve(model, revision) if out else None)
+    if workers:
+        from . import shards
+        from . import workers as local
+
+        answer_shards.check_out(out, shards.Shard(0, workers), models.resolve(model, revision))
+        return local.eval_sets(workers, out, argv or [])
+    if shard is not None:
+        answer_shards.check_out(out, shard, models.resolve(model, revision))
+    else:
+        sample_logs.check_out_folder(out, models.resolve(model, revision) if out else None)
     runner = make_engine(engine, model, revision=revision, dtype=dtype, batch_size=batch_size)
+    if shard is not None:
+        return answer_shards.answer_shard(runner, sets, split, shard, out, echo=echo)
     return answer_sets(runner, sets, split, out=out, echo=echo)

@@ -148,12 +148,13 @@ def folder_model(folder: Path) -> dict | None:
     return model if isinstance(model, dict) else None
 
 
-def check_out_folder(out: Path | None, model: dict | None, flag: str = "--out") -> None:
+def check_out_folder(out: Path | None, model: dict | None, flag: str = "--out", replaces: tuple[str, ...] = ()) -> None:
     """Refuse, before any model runs, an answers folder `out` the run would not own whole.
 
     Refused: `out` is a file; it holds files other than answers (replacing it would lose them); it
     holds answers of another model (`model`, as `models.resolve` gives it) or of an unknown run; its
-    location cannot be written. The same model's answers are replaced whole when the run ends.
+    location cannot be written. The same model's answers are replaced whole when the run ends, and
+    so are the entries named in `replaces` (a sharded run's `shards/`, which its merge replaces).
     """
     if out is None:
         return
@@ -161,7 +162,7 @@ def check_out_folder(out: Path | None, model: dict | None, flag: str = "--out") 
     if out.exists() and not out.is_dir():
         raise FactbenchError(f"{flag} {out} exists and is not a folder")
     if out.is_dir():
-        held = [p for p in out.iterdir() if p.name != ".lock"]
+        held = [p for p in out.iterdir() if p.name != ".lock" and p.name not in replaces]
         foreign = sorted(p.name for p in held if not _is_answer_file(p))
         if foreign:
             raise FactbenchError(f"{flag} {out} holds other files than one run's answers ({foreign[0]}"
@@ -200,16 +201,16 @@ def check_writable(target: Path | str) -> None:
         raise write_error(target, e) from None
 
 
-def write_folder(out: Path | str, files: dict[str, list[dict]], summary: dict) -> dict:
+def write_folder(out: Path | str, files: dict[str, list[dict]], summary: dict, replaces: tuple[str, ...] = ()) -> dict:
     """Write one run's answers folder whole: each samples file (name -> rows) and summary.json.
 
     Every row and the summary get one new `run_id`; the summary lists the files (rows, sha256). The
     folder replaces `out` only once complete (`files.atomic_path`); `out` must have passed
-    `check_out_folder` for the summary's model. Returns the summary written.
+    `check_out_folder` for the summary's model (and `replaces`). Returns the summary written.
     """
     out = Path(out)
     model = (summary.get("engine") or {}).get("model")
-    check_out_folder(out, model)  # again: another process may have written it meanwhile
+    check_out_folder(out, model, replaces=replaces)  # again: another process may have written it meanwhile
     run_id = uuid.uuid4().hex
     summary = summary | {"run_id": run_id, "files": {}}
     with atomic_path(out) as tmp:

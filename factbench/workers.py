@@ -2,12 +2,14 @@
 
 Each worker is the same factbench command with `--shard i/N` instead of `--workers N`, so a worker
 is exactly what a user would run by hand on another machine (shards.py), and a failed worker is
-rerun by rerunning the command: every shard resumes. On 2 cores, 2 workers x 1 thread against
+rerun by rerunning the command: every probe shard resumes (an `eval --sets` shard is answered again,
+and shards already finished are kept). On 2 cores, 2 workers x 1 thread against
 1 process x 2 threads is measured in BENCHMARKS.md ("Sharded probing").
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -76,3 +78,14 @@ def probe(count: int, out_dir: Path | str, argv: list[str]):
     if not (out_dir / "manifest.json").exists():
         shards.merge(out_dir)
     return load_profile(out_dir)
+
+
+def eval_sets(count: int, out_dir: Path | str, argv: list[str]) -> dict:
+    """`factbench eval --sets ... --workers N`: the shards in N local processes, then the merged folder's summary."""
+    from . import answer_shards
+
+    out_dir = Path(out_dir)
+    run(["eval", *argv], count, out_dir)  # the caller checked the sets and --out (answer_sources.evaluate_sets)
+    if not answer_shards.is_merged(out_dir):
+        return answer_shards.merge(out_dir)
+    return json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))

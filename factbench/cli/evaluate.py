@@ -15,7 +15,9 @@ def add(sub) -> None:
                        epilog="examples:\n"
                               "  factbench eval --model smollm2-135m --split dev --limit 500\n"
                               "  factbench eval --model ./my-finetune --relations P17 P36 --out runs/ft\n"
-                              "  factbench eval --model Qwen/Qwen2.5-1.5B --engine vllm --split test")
+                              "  factbench eval --model Qwen/Qwen2.5-1.5B --engine vllm --split test\n"
+                              "  factbench eval --model ./my-finetune --sets heldout new --split-dir splits/smol "
+                              "--shard 0/4 --out out/ft   # and 1/4 .. 3/4")
     add_model_engine_args(p.add_argument_group("model and engine"))
     q = p.add_argument_group("questions")
     q.add_argument("--split", default="dev", help="train, dev or test (default: dev)")
@@ -32,16 +34,51 @@ def add(sub) -> None:
                    help="any of heldout new known_train ood pool (default with --split-dir: all)")
     g.add_argument("--split-dir", type=Path, metavar="DIR",
                    help="split folder from `factbench split` (default: the bundled SmolLM2-135M split)")
+    g = p.add_argument_group(
+        "many processes or machines, with --sets (the merged folder equals the one-process one)",
+        "Shard I of N answers every N-th question of each set into OUT/shards/I-of-N; the last shard to "
+        "finish merges them into --out, one answers folder (one run) that score takes like any other.")
+    g.add_argument("--shard", metavar="I/N",
+                   help="answer shard I of N (0 <= I < N) into OUT/shards/I-of-N; the last to finish merges")
+    g.add_argument("--workers", type=positive_int, metavar="N",
+                   help="run N local shard processes, the free CPU threads shared among them, then merge")
+    g.add_argument("--merge", action="store_true",
+                   help="merge the finished shards under --out into one answers folder (no model is loaded)")
     p.set_defaults(func=eval_command)
 
 
 def eval_command(args) -> None:
+    from ..errors import FactbenchError
+
+    sharded = sum(map(bool, (args.shard, args.workers, args.merge)))
+    if sharded > 1:
+        raise FactbenchError("--shard, --workers and --merge are three ways to run eval --sets: give one")
+    if sharded and args.out is None:
+        raise FactbenchError("--shard, --workers and --merge need --out (the folder the shards share)")
+    if (args.shard or args.workers) and not (args.sets or args.split_dir):
+        raise FactbenchError("--shard and --workers shard eval --sets (give --sets or --split-dir)")
+    if args.merge:
+        from ..answer_shards import merge
+
+        summary = merge(args.out)
+        sizes = ", ".join(f"{task} {stats['questions']}" for task, stats in summary["sets"].items())
+        print(f"merged {summary['merged_from']['shards']} shards into {args.out} ({sizes} questions)")
+        return
     engine = engine_args(args) | {"revision": args.revision}
     if args.sets or args.split_dir:
+        from .. import shards
+        from ..answer_shards import is_merged
         from ..answer_sources import evaluate_sets
 
+        shard = shards.parse(args.shard) if args.shard else None
         evaluate_sets(args.model, args.sets, split_dir=args.split_dir, limit=args.limit, relations=args.relations,
-                      out=args.out, **engine)  # prints a line per set
+                      out=args.out, shard=shard, workers=args.workers, argv=args.argv[1:],
+                      **engine)  # prints a line per set
+        if args.workers:
+            print(f"answers written to {args.out} by {args.workers} workers")
+        elif shard is not None and not is_merged(args.out):
+            print(f"shard {shard} written to {shards.shard_dir(args.out, shard)} (the last shard to finish merges, "
+                  f"or run `factbench eval --sets ... --merge --out {args.out}`)")
         return
     from ..asking import evaluate
 
