@@ -15,7 +15,7 @@ import bad_inputs  # noqa: E402
 
 def test_the_shared_cases_pass(factbench_cache, capsys):
     assert bad_inputs.main(["--only", "general"]) == 0
-    assert "3 cases, 0 failing" in capsys.readouterr().out
+    assert "10 cases, 0 failing" in capsys.readouterr().out
 
 
 def test_the_judge_fails_a_wrong_exit_code(factbench_cache):
