@@ -106,6 +106,7 @@ def _whole_cores(busy: float) -> int:
 
 
 _announcement: list = []  # (echo, line) waiting for the first piece of real work
+_configured: list = []  # the Choice configure() made, for workers that share it out
 
 
 def configure(echo=None) -> Choice:
@@ -115,6 +116,7 @@ def configure(echo=None) -> Choice:
     engines and the trainer), not here: a command refused for bad input still prints one line only.
     """
     choice = choose()
+    _configured[:] = [choice]
     os.environ["OMP_NUM_THREADS"] = str(choice.threads)  # for workers and torchrun children
     import torch
 
@@ -122,6 +124,11 @@ def configure(echo=None) -> Choice:
     # Said only when factbench chose: a user who set the count knows it (and tests stay quiet).
     _announcement[:] = [(echo, f"factbench: {choice.describe()}")] if echo and choice.source == "free cores" else []
     return choice
+
+
+def chosen() -> Choice:
+    """The choice this process made (configure), else a fresh one: what `--workers` shares out."""
+    return _configured[0] if _configured else choose()
 
 
 def announce() -> None:

@@ -38,7 +38,7 @@ def worker_argv(argv: list[str], index: int, count: int) -> list[str]:
 
 def run(argv: list[str], count: int, out_dir: Path) -> None:
     """Run `factbench <argv>` as `count` shard processes; each one's stderr goes to a log beside its shard."""
-    choice = threads.choose()
+    choice = threads.chosen()
     per_worker = max(1, choice.threads // count)
     logs = make_dirs(Path(out_dir) / shards.SHARDS)
     print(f"factbench: {count} workers x {per_worker} CPU thread(s) ({choice.describe()}); "
