@@ -71,9 +71,13 @@ def fixture(cache: Path) -> Path:
 
     out = cache / "bad-inputs-fixture" / "demo"
     if not (out / "summary.json").exists():
+        real = demo.WORLDS["toy"]
         demo.WORLDS["toy"] = test_demo.TINY
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            demo.run("toy", out, echo=lambda *a: None)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                demo.run("toy", out, echo=lambda *a: None)
+        finally:
+            demo.WORLDS["toy"] = real  # the runner may share a process with the test suite
     return out
 
 
