@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import sample_logs
+from . import sample_logs, shards
 from .errors import BusyError, DataError, FactbenchError
 from .files import output_lock, sha256_file
 from .identities import ids_sha256
@@ -115,9 +115,7 @@ def finished(out: Path | str) -> dict[Shard, dict]:
 
 def ready(out: Path | str) -> bool:
     """Are all shards of one count finished under OUT?"""
-    done = finished(out)
-    counts = {s.count for s in done}
-    return len(counts) == 1 and len(done) == counts.pop()
+    return shards.complete(finished(out))
 
 
 def _identity(summary: dict) -> dict:

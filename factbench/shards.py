@@ -86,7 +86,11 @@ def finished_shards(out_dir: Path | str) -> dict[Shard, dict]:
 
 def ready(out_dir: Path | str) -> bool:
     """Are all shards of one count finished under OUT?"""
-    done = finished_shards(out_dir)
+    return complete(finished_shards(out_dir))
+
+
+def complete(done: dict) -> bool:
+    """Do these finished shards (Shard -> state) make every shard of one count?"""
     counts = {s.count for s in done}
     return len(counts) == 1 and len(done) == counts.pop()
 
