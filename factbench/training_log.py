@@ -26,10 +26,12 @@ LOG_OPTIONAL = ("new_accuracy", "known_train_accuracy", "heldout_questions")
 
 
 def epoch_row(epoch, accuracies: dict, step: int, loss) -> dict:
-    """One row as the recipes write it: epoch, every `<set>_accuracy`, step, loss, every `<set>_questions`."""
+    """One row as the recipes write it: epoch, every `<set>_accuracy`, step, loss, every `<set>_questions`,
+    then the rest (the protocol's name, other protocols' accuracies)."""
     scores = {k: v for k, v in accuracies.items() if k.endswith("_accuracy")}
     counts = {k: v for k, v in accuracies.items() if k.endswith("_questions")}
-    return {"epoch": epoch, **scores, "step": step, "loss": loss, **counts}
+    rest = {k: v for k, v in accuracies.items() if k not in scores and k not in counts}
+    return {"epoch": epoch, **scores, "step": step, "loss": loss, **counts, **rest}
 
 
 def read_training_log(path: Path | str) -> dict:

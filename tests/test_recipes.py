@@ -304,3 +304,35 @@ def test_cli_train(world, tmp_path, capsys):
     assert main(["train", "--recipe", "sft", "--config", str(path), "distill_tau=-1"]) == 2
     assert "distill_tau" in capsys.readouterr().err
     assert main(["train", "--recipe", "nope", "--config", str(path)]) == 2
+
+
+def test_outcomes_of_every_question_under_both_protocols_at_every_point(world, tmp_path):
+    """eval_outcomes.jsonl: one row per point and protocol, whose bits give the row's accuracies."""
+    from factbench.recipes.callbacks import protocol_of
+
+    out = train("selfdistill", config(world, tmp_path / "sd", num_train_epochs=2, eval_every_steps=2,
+                                       eval_protocols=["4-shot", "0-shot"])).output_dir
+    log = [json.loads(line) for line in (out / "training_log.jsonl").read_text().splitlines()]
+    # 36 examples / batch 8 = 5 steps an epoch: mid-epoch points at steps 2, 4, 6, 8 besides the epoch ends
+    assert [r["step"] for r in log] == [0, 2, 4, 5, 6, 8, 10]
+    assert [r["epoch"] for r in log][3] == 1 and log[-1]["epoch"] == 2 and log[1]["loss"] is None
+    outcomes = [json.loads(line) for line in (out / "eval_outcomes.jsonl").read_text().splitlines()]
+    assert [(o["step"], o["protocol"]) for o in outcomes[:2]] == [(0, "4-shot"), (0, "0-shot")]
+    assert len(outcomes) == 2 * len(log)
+    assert {o["protocol_hash"] for o in outcomes if o["protocol"] == "0-shot"} == {protocol_hash(protocol_of("0-shot"))}
+    assert protocol_of("0-shot")["shots"] == 0 and protocol_of("4-shot") == question_protocol()
+    questions = json.loads((out / "eval_questions.json").read_text())
+    assert len(questions["sets"]["heldout"]["ids"]) == 4 and questions["sets"]["heldout"]["guessable"] == "0000"  # the split excludes guessable facts
+    for row, four, zero in zip(log, outcomes[::2], outcomes[1::2], strict=True):
+        for name in ("heldout", "new", "known_train"):
+            assert row[f"{name}_accuracy"] == four["sets"][name].count("1") / 4
+            assert row["zero_shot"][f"{name}_accuracy"] == zero["sets"][name].count("1") / 4
+        assert row["protocol"] == "4-shot"
+    # stage 2 starts from the teacher's last point, outcomes included
+    stage1 = [json.loads(line) for line in (out / "stage1" / "eval_outcomes.jsonl").read_text().splitlines()]
+    assert stage1[-2]["sets"] == outcomes[0]["sets"] and stage1[-1]["sets"] == outcomes[1]["sets"]
+
+
+def test_zero_shot_prompt_is_the_training_format():
+    fact = data.load("dev", ["P19"])[0]
+    assert prompts.build_prompt(fact, k=0) == f"Q: {fact.question}\nA:"

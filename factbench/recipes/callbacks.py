@@ -1,25 +1,34 @@
-"""Per-epoch evaluation: held-out, new and known-train accuracy into `training_log.jsonl`.
+"""Evaluation along training: held-out, new and known-train accuracy, every question's outcome.
 
-One row per epoch (plus epoch 0, before training, unless switched off):
+One row per evaluation point in `training_log.jsonl`: before training (epoch 0, unless switched
+off), after every epoch and, with `eval_every_steps: N`, every N optimizer steps (fractional epochs):
 
     {"epoch": 1, "heldout_accuracy": 0.91, "new_accuracy": 0.42, "known_train_accuracy": 0.97,
-     "step": 120, "loss": 0.83, "heldout_questions": 500, ...}
+     "step": 120, "loss": 0.83, "heldout_questions": 500, ..., "protocol": "4-shot",
+     "zero_shot": {"heldout_accuracy": 0.88, "new_accuracy": 0.40, ...}}
 
-`factbench score --training-log` reads `epoch` and `heldout_accuracy` from it for the
-peak-relative forgetting of METHOD.md §3, and the rows trace retention against acquisition
-epoch by epoch, the frontier METHOD.md §7 asks recipes to be compared on.
+The top-level accuracies are those of the first of `eval_protocols` (named by `protocol`); a
+second protocol's are nested under its key (`zero_shot` for 0-shot, `four_shot` for 4-shot).
+`factbench score --training-log` reads `epoch` and `heldout_accuracy` for the peak-relative
+forgetting of METHOD.md §3. Every question's outcome at every point goes to `eval_outcomes.jsonl`
+(one row per point and protocol: '0'/'1' strings aligned with the ids of `eval_questions.json`,
+which also says which held-out facts could be guessed): `factbench frontier` reads them to draw
+retention against acquisition and to compare recipes at matched acquisition with intervals paired
+by question.
 
-The questions are the factforget sets of the split (factbench.question_sets), asked exactly as
-`factbench eval --sets` and the lm-eval tasks ask them: greedy, 4-shot, prompt 0, with
-factbench's HF engine on the model being trained, in its current dtype and device. Only the main
-process evaluates and writes the log; under DDP the other ranks wait for its row (a broadcast), so
-every rank holds the same rows. With parameters sharded
-by FSDP or ZeRO-3 the model cannot generate alone, so set `eval_each_epoch: false` there and
-score the saved checkpoint instead.
+The questions are the factforget sets of the split (factbench.question_sets), asked greedy with
+factbench's HF engine on the model being trained, in its current dtype and device, under each of
+`eval_protocols`: `4-shot` is exactly how `factbench eval --sets` and the lm-eval tasks ask them
+(prompt 0); `0-shot` is the training format `Q: {question}\nA:` without exemplars, as Gekhman et
+al. ask a fine-tune. Each protocol has its own protocol hash (factbench.protocol), recorded with the
+outcomes. Only the main process evaluates and writes; under DDP the other ranks wait for its row
+(a broadcast), so every rank holds the same rows. With parameters sharded by FSDP or ZeRO-3 the
+model cannot generate alone, so set `eval_each_epoch: false` there and score the saved checkpoint.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -27,74 +36,153 @@ from transformers import TrainerCallback
 
 from .. import asking, question_sets
 from ..engines import engine_for
-from ..files import write_jsonl
-from ..protocol import generation_params
+from ..files import write_json, write_jsonl
+from ..prompts import DEFAULT_SHOTS
+from ..protocol import generation_params, protocol_hash, question_protocol
 from ..training_log import epoch_row
 
 _DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
 
 
+# name -> (shots, the key its accuracies are nested under when it is not the first protocol)
+PROTOCOLS = {"4-shot": (DEFAULT_SHOTS, "four_shot"), "0-shot": (0, "zero_shot")}
+OUTCOMES = "eval_outcomes.jsonl"
+QUESTIONS = "eval_questions.json"
+
+
+def protocol_of(name: str) -> dict:
+    """The question protocol (factbench.protocol) of an evaluation protocol name."""
+    return question_protocol(shots=PROTOCOLS[name][0])
+
+
+@dataclass
+class Point:
+    """One evaluation point: its training-log row and every question's outcome under each protocol."""
+
+    row: dict
+    outcomes: dict[str, dict[str, str]]  # protocol -> set -> '0'/'1' string
+
+
 class EpochEvaluation(TrainerCallback):
-    def __init__(self, split, tokenizer, config, log_path: Path, first_row: dict | None = None):
+    def __init__(self, split, tokenizer, config, log_path: Path, first_point: Point | None = None):
         self.tokenizer = tokenizer
         self.log_path = Path(log_path)
+        self.outcomes_path = self.log_path.with_name(OUTCOMES)
+        self.questions_path = self.log_path.with_name(QUESTIONS)
         self.enabled = config.eval_each_epoch
         self.before = config.eval_before_training
+        self.every = config.eval_every_steps
         self.batch_size = config.eval_batch_size
-        self.first_row = first_row
+        self.first_point = first_point
+        self.split = split
+        self.protocols = list(config.eval_protocols)
         self.sets = {name: question_sets.facts(name, split)[:config.eval_limit] for name in config.eval_sets}
         self.params = generation_params()
         self.rows: list[dict] = []
+        self.points: list[Point] = []
         self.trainer = None  # set by train_stage: the epoch's training loss lives there
         self._engine = None
 
     # ---- evaluation ----------------------------------------------------------------------------
 
-    def accuracies(self, model) -> dict:
-        """Exact-match accuracy and question count of every set, for `model` as it is now."""
+    def evaluate(self, model) -> tuple[dict, dict]:
+        """Accuracies (for the row) and outcomes of every set under every protocol, for `model` as it is now."""
         was_training = model.training
         param = next(model.parameters())
         if self._engine is None or self._engine.model is not model:
             # The engine's dtype and device are the model's own, so building it moves and casts nothing.
             self._engine = engine_for(model, self.tokenizer, batch_size=self.batch_size,
                                       dtype=_DTYPE_NAMES.get(param.dtype, "float32"), device=str(param.device))
-        out = {}
-        for name, facts in self.sets.items():
-            if facts:
-                out[f"{name}_accuracy"] = asking.answer(self._engine, facts, params=self.params).summary()["em"]
-            else:
-                out[f"{name}_accuracy"] = None
-            out[f"{name}_questions"] = len(facts)
+        scores, outcomes = {}, {}
+        for protocol in self.protocols:
+            shots = PROTOCOLS[protocol][0]
+            accuracy, bits = {}, {}
+            for name, facts in self.sets.items():
+                if facts:
+                    records = asking.answer(self._engine, facts, params=self.params, shots=shots).records
+                    bits[name] = "".join("1" if r["em"] else "0" for r in records)
+                    accuracy[f"{name}_accuracy"] = bits[name].count("1") / len(facts)
+                else:
+                    accuracy[f"{name}_accuracy"] = None
+            scores[protocol], outcomes[protocol] = accuracy, bits
         model.train(was_training)
-        return out
+        first, *others = self.protocols
+        row = dict(scores[first]) | {f"{name}_questions": len(facts) for name, facts in self.sets.items()}
+        row["protocol"] = first
+        for protocol in others:
+            row[PROTOCOLS[protocol][1]] = scores[protocol]
+        return row, outcomes
 
-    def _record(self, row: dict | None, state) -> None:
-        """Keep `row` (the main process's; None on the others, which receive it) and rewrite the log.
+    def accuracies(self, model) -> dict:
+        """The row's accuracies and question counts for `model` as it is now (every protocol)."""
+        return self.evaluate(model)[0]
 
-        Under DDP only the main process evaluates and writes training_log.jsonl; the others wait
-        here for its row, so every rank holds the same rows (the recipe card and stage 2's first
-        row are built from them) and no rank trains on before the evaluation is done.
+    def last_point(self) -> Point | None:
+        return self.points[-1] if self.points else None
+
+    def _record(self, point: Point | None, state) -> None:
+        """Keep `point` (the main process's; None on the others, which receive it) and rewrite the files.
+
+        Under DDP only the main process evaluates and writes; the others wait here for its point,
+        so every rank holds the same rows (the recipe card and stage 2's first row are built from
+        them) and no rank trains on before the evaluation is done.
         """
-        row = _from_main_process(row)
-        self.rows.append(row)
+        point = _from_main_process(point)
+        self.points.append(point)
+        self.rows.append(point.row)
         if state.is_world_process_zero:
-            write_jsonl(self.log_path, self.rows)  # rewritten whole each epoch: never half a line
+            if len(self.points) == 1:
+                write_json(self.questions_path, self._questions())
+            # Rewritten whole at each point: never half a line.
+            write_jsonl(self.log_path, self.rows)
+            write_jsonl(self.outcomes_path, [
+                {"epoch": p.row["epoch"], "step": p.row["step"], "protocol": protocol,
+                 "protocol_hash": protocol_hash(protocol_of(protocol)), "sets": p.outcomes[protocol]}
+                for p in self.points for protocol in self.protocols if protocol in p.outcomes])
+
+    def _questions(self) -> dict:
+        from ..scorecard import guessable_ids
+
+        guessable, note = guessable_ids(self.split)
+        sets = {}
+        for name, facts in self.sets.items():
+            flags = None
+            if name in ("heldout", "ood") and guessable is not None:
+                flags = "".join("1" if f.id in guessable else "0" for f in facts)
+            sets[name] = {"ids": [f.id for f in facts], "guessable": flags}
+        return {"sets": sets, "guessable": note,
+                "protocols": {p: {"hash": protocol_hash(protocol_of(p)), "protocol": protocol_of(p)}
+                              for p in self.protocols},
+                "split_files": self.split.manifest.get("files")}
+
+    def _point(self, epoch, model, state, loss) -> Point | None:
+        if not state.is_world_process_zero:
+            return None
+        accuracies, outcomes = self.evaluate(model)
+        return Point(epoch_row(epoch, accuracies, state.global_step, loss), outcomes)
 
     # ---- Trainer hooks -------------------------------------------------------------------------
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         if not (self.enabled and self.before):
             return
-        if self.first_row is not None:  # the same on every rank: nothing to evaluate or share
-            self.rows.append(self.first_row | {"epoch": 0, "step": 0, "loss": None})
-            if state.is_world_process_zero:
-                write_jsonl(self.log_path, self.rows)
+        if self.first_point is not None:  # the same on every rank: nothing to evaluate or share
+            first = Point(self.first_point.row | {"epoch": 0, "step": 0, "loss": None}, self.first_point.outcomes)
+            self._record(first, state)
             return
-        self._record(epoch_row(0, self.accuracies(model), 0, None) if state.is_world_process_zero else None, state)
+        self._record(self._point(0, model, state, None), state)
 
     def on_epoch_begin(self, args, state, control, **kwargs):
         if self.trainer is not None:
             self.trainer.take_epoch_loss()
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if not (self.enabled and self.every) or state.global_step % self.every:
+            return
+        epoch = round(state.epoch, 4)
+        if float(epoch).is_integer():
+            return  # an epoch end: on_epoch_end evaluates it, with the epoch's loss
+        self._record(self._point(epoch, model, state, None), state)
 
     def on_epoch_end(self, args, state, control, model=None, **kwargs):
         loss = self.trainer.take_epoch_loss() if self.trainer is not None else None  # every rank: collective
@@ -102,8 +190,7 @@ class EpochEvaluation(TrainerCallback):
             return
         epoch = round(state.epoch, 4)
         epoch = int(epoch) if float(epoch).is_integer() else epoch
-        row = epoch_row(epoch, self.accuracies(model), state.global_step, loss) if state.is_world_process_zero else None
-        self._record(row, state)
+        self._record(self._point(epoch, model, state, loss), state)
 
 
 def _from_main_process(row):

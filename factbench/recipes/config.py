@@ -29,6 +29,7 @@ TEACHERS = ("stage1", "base")
 STUDENT_INITS = ("teacher", "base")
 TEACHER_CACHES = ("none", "topk")
 EVAL_SETS = ("heldout", "new", "known_train", "ood")
+EVAL_PROTOCOLS = ("4-shot", "0-shot")  # how a fine-tune is asked during training (callbacks.PROTOCOLS)
 
 
 @dataclass
@@ -77,10 +78,16 @@ class RecipeConfig(TrainingArguments):
     L2 anchor (recipe `l2anchor`):
         l2_lambda: λ of λ·||θ − θ₀||², summed over the trainable parameters (default 1e-3). **[ours]**
 
-    Evaluation each epoch (written to `training_log.jsonl` in output_dir):
-        eval_each_epoch: greedy 4-shot accuracy on `eval_sets` after every epoch (default true).
+    Evaluation along training (rows in `training_log.jsonl`, every question's outcome in
+    `eval_outcomes.jsonl`, the questions in `eval_questions.json`; see recipes/callbacks.py):
+        eval_each_epoch: greedy accuracy on `eval_sets` after every epoch (default true).
         eval_before_training: also before the first step, logged as epoch 0 (default true).
+        eval_every_steps: also every N optimizer steps within epochs (default unset: epoch ends
+            only); the points of a retention-acquisition frontier.
         eval_sets: which of heldout, new, known_train, ood (default the first three).
+        eval_protocols: how the model is asked: `4-shot` (the base model's 4-shot prompt, the
+            audit's protocol) and/or `0-shot` (`Q: {question}\nA:`, the training format, as
+            Gekhman et al. ask fine-tunes) (default [4-shot]). Each has its own protocol hash.
         eval_limit: the first N questions of each set only (default all).
         eval_batch_size: batch size of the evaluation engine.
 
@@ -119,7 +126,9 @@ class RecipeConfig(TrainingArguments):
     # ---- evaluation ----
     eval_each_epoch: bool = True
     eval_before_training: bool = True
+    eval_every_steps: int | None = None
     eval_sets: list[str] = field(default_factory=lambda: ["heldout", "new", "known_train"])
+    eval_protocols: list[str] = field(default_factory=lambda: ["4-shot"])
     eval_limit: int | None = None
     eval_batch_size: int = 32
     # ---- output ----
@@ -155,6 +164,16 @@ class RecipeConfig(TrainingArguments):
         self.eval_sets = list(self.eval_sets)
         for s in self.eval_sets:
             _choice("eval_sets entry", s, EVAL_SETS)
+        if isinstance(self.eval_protocols, str):
+            self.eval_protocols = [self.eval_protocols]
+        if not isinstance(self.eval_protocols, (list, tuple)) or not self.eval_protocols:
+            raise FactbenchError(f"eval_protocols must be a non-empty list of {', '.join(EVAL_PROTOCOLS)}, "
+                                 f"got {self.eval_protocols!r}")
+        self.eval_protocols = [str(p) for p in self.eval_protocols]
+        for p in self.eval_protocols:
+            _choice("eval_protocols entry", p, EVAL_PROTOCOLS)
+        if len(set(self.eval_protocols)) != len(self.eval_protocols):
+            raise FactbenchError(f"eval_protocols lists a protocol twice: {self.eval_protocols!r}")
         if self.trainable is not None and not isinstance(self.trainable, str):
             if not isinstance(self.trainable, (list, tuple)):
                 raise FactbenchError(f"trainable must be a preset ({', '.join(parameters.PRESETS)}) or a list of "
@@ -187,6 +206,9 @@ class RecipeConfig(TrainingArguments):
                      "eval_batch_size", "teacher_topk", "max_length"):
             _in_range(self, name, lambda v: v >= 1, "a whole number >= 1", whole=True)
         _in_range(self, "dataloader_num_workers", lambda v: v >= 0, "a whole number >= 0", whole=True)
+        if self.eval_every_steps is not None:
+            _in_range(self, "eval_every_steps", lambda v: v >= 1, "a whole number >= 1 (or unset: epoch ends only)",
+                      whole=True)
         if self.eval_limit is not None:
             _in_range(self, "eval_limit", lambda v: v >= 1, "a whole number >= 1 (or unset: every question)",
                       whole=True)

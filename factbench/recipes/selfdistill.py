@@ -103,7 +103,7 @@ def run(run) -> RecipeOutput:
         "teacher_topk": config.teacher_topk if config.teacher_cache == "topk" else None,
         "divergence": "forward KL(teacher || student), full vocabulary" if config.teacher_cache == "none" else
                       f"forward KL over the teacher's top-{config.teacher_topk} tokens + one 'other' bucket"}}
-    teacher_row = None
+    teacher_point = None
 
     # ---- stage 1: the teacher ----------------------------------------------------------------------
     if config.teacher == "stage1":
@@ -112,7 +112,7 @@ def run(run) -> RecipeOutput:
         trainer, evaluation = train_stage(run, run.model, known, out_dir=run.out_dir / "stage1",
                                           epochs=config.teacher_epochs)
         stages.append(stage_summary("stage1-teacher", trainer, known, time.perf_counter() - started, evaluation.rows))
-        teacher_row = evaluation.rows[-1] if evaluation.rows else None
+        teacher_point = evaluation.last_point()
         del trainer, evaluation  # stage 1's optimizer state is not needed any more
     teacher_model = run.model
 
@@ -120,7 +120,7 @@ def run(run) -> RecipeOutput:
     if config.student_init == "base" and config.teacher == "stage1":
         student = run.load_base()
         parameters.apply(student, config.trainable, default=DEFAULT_TRAINABLE)
-        teacher_row = None  # the student does not start where the teacher is
+        teacher_point = None  # the student does not start where the teacher is
     elif config.teacher_cache == "none":
         student = run.model
         teacher_model = copy.deepcopy(run.model)
@@ -142,6 +142,6 @@ def run(run) -> RecipeOutput:
     started = time.perf_counter()
     trainer, evaluation = train_stage(
         run, student, everything, out_dir=run.out_dir, trainer_cls=SelfDistillTrainer, kl_on=config.kl_on,
-        first_row=teacher_row, teacher=teacher_model, lam=config.distill_lambda, tau=config.distill_tau)
+        first_point=teacher_point, teacher=teacher_model, lam=config.distill_lambda, tau=config.distill_tau)
     stages.append(stage_summary("stage2-student", trainer, everything, time.perf_counter() - started, evaluation.rows))
     return RecipeOutput(trainer, stages, evaluation.rows, extra)

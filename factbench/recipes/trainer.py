@@ -30,12 +30,15 @@ from pathlib import Path
 
 import torch
 from transformers import Trainer
+from transformers.trainer import DEFAULT_PROGRESS_CALLBACK
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from .. import models, splits
 from . import losses
 from .callbacks import EpochEvaluation
 from .config import RecipeConfig
 from .examples import KINDS, Collator, ExampleDataset, encode_rows, pack, training_rows
+from .progress import TrainingProgress
 
 MODEL_INPUTS = ("input_ids", "attention_mask")
 
@@ -141,23 +144,35 @@ class RecipeTrainer(Trainer):
 
 
 def train_stage(run, model, examples: list[dict], *, out_dir: Path, epochs: float | None = None,
-                trainer_cls: type[RecipeTrainer] = RecipeTrainer, kl_on: str | None = None,
-                first_row: dict | None = None, **trainer_kwargs) -> tuple[RecipeTrainer, EpochEvaluation]:
+                trainer_cls: type[RecipeTrainer] = RecipeTrainer, kl_on: str | None = None, stage: str | None = None,
+                first_point=None, **trainer_kwargs) -> tuple[RecipeTrainer, EpochEvaluation]:
     """Train `model` on `examples` for one stage; per-epoch rows go to out_dir/training_log.jsonl.
 
-    `first_row`, when given, is logged as epoch 0 instead of evaluating the model before training
-    (self-distillation's stage 2 starts from the model stage 1 has just evaluated).
+    `first_point` (an evaluation `Point` of callbacks.py), when given, is logged as epoch 0 instead of
+    evaluating the model before training (self-distillation's stage 2 starts from the model stage 1
+    has just evaluated).
+
+    The console shows one progress bar for the stage, named `stage` (by default the name the recipe
+    card gives it: the recipe's, or self-distillation's `stage1-teacher` / `stage2-student`), and
+    one readable line per evaluation row (progress.py), in place of the Trainer's bar and its raw
+    log dictionaries; those still go to `trainer.state.log_history`.
     """
     config = run.config
+    if stage is None:
+        stage = run.recipe
+        if run.recipe == "selfdistill":  # stage 1 trains into out_dir/stage1, stage 2 into out_dir
+            stage = "stage1-teacher" if Path(out_dir) != Path(run.out_dir) else "stage2-student"
     args = dataclasses.replace(config, output_dir=str(out_dir),
                                num_train_epochs=config.num_train_epochs if epochs is None else epochs)
     tokenizer = run.tokenizer
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     evaluation = EpochEvaluation(run.split, tokenizer, config, Path(out_dir) / "training_log.jsonl",
-                                 first_row=first_row)
+                                 first_point=first_point)
     trainer = trainer_cls(model=model, args=args, train_dataset=ExampleDataset(examples),
                           data_collator=Collator(pad_id, config.loss_on, kl_on), processing_class=tokenizer,
-                          callbacks=[evaluation], **trainer_kwargs)
+                          callbacks=[evaluation, TrainingProgress(stage, evaluation)], **trainer_kwargs)
+    for console in (ProgressCallback, PrinterCallback, DEFAULT_PROGRESS_CALLBACK):  # TrainingProgress's job
+        trainer.remove_callback(console)
     evaluation.trainer = trainer
     trainer.train()
     return trainer, evaluation
