@@ -14,6 +14,12 @@ From a profile and a seed:
 `include_guessable=True` every HighlyKnown fact counts, guessable or not. "Unknown" is the SliCK
 Unknown category (never right, greedy or sampled).
 
+`train_known="guessable"` takes the Known *training* facts from the guessable HighlyKnown facts
+instead (right under every prompt, but a right answer could be guessed from the subject's name
+alone, so they say little about recall; the model still learns the answer format from them). That
+frees every recalled fact for the held-out set, where recall is what is measured: the split's
+manifest records the choice and the training rows keep their SliCK category.
+
 Same profile, settings and seed give byte-identical files.
 """
 
@@ -33,6 +39,7 @@ from .knowledge import Profile
 
 SPLIT_SCHEMA = 1
 SET_NAMES = ("train", "heldout", "ood")
+TRAIN_KNOWN = ("known", "guessable")
 
 
 @dataclass(frozen=True)
@@ -45,8 +52,14 @@ class SplitSettings:
     min_known_share: float = 0.3
     relations: tuple[str, ...] | None = None  # default: the profile's in-distribution relations
     include_guessable: bool = False
+    train_known: str = "known"  # or "guessable": Known training facts from guessable HighlyKnown ones
 
     def __post_init__(self):
+        if self.train_known not in TRAIN_KNOWN:
+            raise FactbenchError(f"--train-known must be one of {', '.join(TRAIN_KNOWN)}, got {self.train_known!r}")
+        if self.train_known == "guessable" and self.include_guessable:
+            raise FactbenchError("--train-known guessable takes the guessable facts for training; it cannot be "
+                                 "combined with --include-guessable (which puts them in the held-out set)")
         for name in ("known", "unknown", "heldout", "ood"):
             if getattr(self, name) < 0:
                 raise FactbenchError(f"--{name} must be 0 or more")
@@ -59,6 +72,11 @@ class SplitSettings:
 
 def is_known(row: dict, settings: SplitSettings) -> bool:
     return row["category"] == "HighlyKnown" if settings.include_guessable else row["known"]
+
+
+def is_guessable_known(row: dict) -> bool:
+    """HighlyKnown, but a right answer could be guessed (`train_known="guessable"` trains on these)."""
+    return row["category"] == "HighlyKnown" and not row["known"]
 
 
 def _check_empty(out_dir: Path) -> None:
@@ -102,6 +120,7 @@ def _make_split(profile: Profile, settings: SplitSettings, out_dir: Path) -> dic
 
     known_by_rel: dict[str, list[str]] = defaultdict(list)
     unknown_by_rel: dict[str, list[str]] = defaultdict(list)
+    guessable_by_rel: dict[str, list[str]] = defaultdict(list)
     total_by_rel: dict[str, int] = defaultdict(int)
     for fid, row in rows.items():
         total_by_rel[row["relation"]] += 1
@@ -109,6 +128,8 @@ def _make_split(profile: Profile, settings: SplitSettings, out_dir: Path) -> dic
             known_by_rel[row["relation"]].append(fid)
         elif row["category"] == "Unknown":
             unknown_by_rel[row["relation"]].append(fid)
+        if is_guessable_known(row):
+            guessable_by_rel[row["relation"]].append(fid)
     share = {r: len(known_by_rel[r]) / total_by_rel[r] for r in candidates}
     kept = [r for r in candidates if share[r] >= settings.min_known_share]
     if not kept:
@@ -117,15 +138,20 @@ def _make_split(profile: Profile, settings: SplitSettings, out_dir: Path) -> dic
                              f"(best: {best} with {share[best]:.1%}); lower --min-known-share")
 
     rng = random.Random(settings.seed)
-    for lists in (known_by_rel, unknown_by_rel):
+    for lists in (known_by_rel, unknown_by_rel, guessable_by_rel):
         for r in lists:
             lists[r].sort()
             rng.shuffle(lists[r])
 
     heldout = _take_even(kept, known_by_rel, settings.heldout, "held-out known facts", set(), facts)
     taken_subjects = {facts[f].subject for f in heldout} | {facts[f].question for f in heldout}
-    train_known = _take_even(kept, known_by_rel, settings.known, "known training facts (after the held-out set)",
-                             taken_subjects, facts, exclude=set(heldout))
+    if settings.train_known == "guessable":
+        train_known = _take_even(kept, guessable_by_rel, settings.known, "guessable HighlyKnown training facts",
+                                 taken_subjects, facts)
+    else:
+        train_known = _take_even(kept, known_by_rel, settings.known,
+                                 "known training facts (after the held-out set)", taken_subjects, facts,
+                                 exclude=set(heldout))
     train_unknown = _take_even(kept, unknown_by_rel, settings.unknown, "Unknown training facts", taken_subjects, facts)
     train_subjects = {facts[f].subject for f in train_known + train_unknown} | {
         facts[f].question for f in train_known + train_unknown}

@@ -69,6 +69,10 @@ def add_split(sub) -> None:
                    help="keep relations with at least this share of known facts (default: 0.3)")
     g.add_argument("--include-guessable", action="store_true",
                    help="count guessable HighlyKnown facts as known (default: excluded)")
+    g.add_argument("--train-known", choices=("known", "guessable"), default="known",
+                   help="where the Known training facts come from: known (default: recalled facts, after the "
+                        "held-out set) or guessable (HighlyKnown facts whose answer could be guessed, which "
+                        "leaves every recalled fact for the held-out set)")
     p.set_defaults(func=split)
 
 
@@ -128,7 +132,7 @@ def split(args) -> None:
     manifest = splits.split_profile(args.profile, args.out, known=args.known, unknown=args.unknown,
                                     heldout=args.heldout, ood=args.ood, seed=args.seed,
                                     min_known_share=args.min_known_share, relations=args.relations,
-                                    include_guessable=args.include_guessable)
+                                    include_guessable=args.include_guessable, train_known=args.train_known)
     sizes = splits.set_sizes(manifest)
     print(f"relations kept: {', '.join(splits.kept_relations(manifest))}")
     print(f"train {sizes['train']}  heldout {sizes['heldout']}  ood {sizes['ood']}  ->  {args.out}")
