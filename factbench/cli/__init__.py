@@ -12,7 +12,7 @@ import sys
 
 from .. import __version__
 from ..errors import FactbenchError
-from . import audit, compare, data, demo, evaluate, interference, knowledge, leaderboard, score, train
+from . import audit, compare, data, demo, evaluate, frontier, interference, knowledge, leaderboard, score, train
 from .common import formatter
 
 EPILOG = """\
@@ -23,6 +23,7 @@ examples:
   factbench models prepare smollm2-135m            convert the bundled model once (cached)
   factbench score --base runs/base --tuned runs/sft --out cards/sft.json
   factbench compare cards/sft.json cards/selfdistill.json
+  factbench frontier runs/study                    retention against acquisition across recipes and seeds
 
 Every command exits with code 2 and one line of explanation on bad input.
 """
@@ -31,7 +32,7 @@ Every command exits with code 2 and one line of explanation on bad input.
 COMPUTE = {"demo", "eval", "probe", "score", "audit", "train", "interference", "overlap"}
 
 # In the order `factbench --help` lists them.
-COMMANDS = (demo, data, evaluate, knowledge, score, audit, compare, leaderboard, train, interference)
+COMMANDS = (demo, data, evaluate, knowledge, score, audit, compare, leaderboard, train, interference, frontier)
 
 
 class Parser(argparse.ArgumentParser):
