@@ -28,6 +28,7 @@ ANSWER_ENDS = ("eos", "newline")
 TEACHERS = ("stage1", "base")
 STUDENT_INITS = ("teacher", "base")
 TEACHER_CACHES = ("none", "topk")
+L2_ANCHORS = ("base", "stage1")
 EVAL_SETS = ("heldout", "new", "known_train", "ood")
 EVAL_PROTOCOLS = ("4-shot", "0-shot")  # how a fine-tune is asked during training (callbacks.PROTOCOLS)
 
@@ -76,7 +77,15 @@ class RecipeConfig(TrainingArguments):
         teacher_topk: k of the cache (default 64).
 
     L2 anchor (recipe `l2anchor`):
-        l2_lambda: λ of λ·||θ − θ₀||², summed over the trainable parameters (default 1e-3). **[ours]**
+        l2_lambda: λ of λ·||θ − θ_a||², summed over the trainable parameters (default 1e-3; >= 0) **[ours]**,
+            or `matched`: the paper's gradient-matched λ_t = G_kl / (2·||θ − θ_a||), where G_kl is the
+            gradient norm of the distillation term self-distillation would add on the same batch
+            (λ = distill_lambda, τ = distill_tau, positions per kl_on, teacher = the anchor;
+            top-k per teacher_cache), taken every l2_match_every steps (recipes/l2anchor.py).
+        l2_anchor: θ_a: `base` (default: the starting weights) or `stage1`: self-distillation's
+            stage 1 first (teacher_epochs of SFT on the Known facts), then Known + Unknown from those
+            weights with the pull to them: the same anchor as self-distillation's teacher.
+        l2_match_every: with `l2_lambda: matched`, re-match λ_t every N optimizer steps (default 1).
 
     Evaluation along training (rows in `training_log.jsonl`, every question's outcome in
     `eval_outcomes.jsonl`, the questions in `eval_questions.json`; see recipes/callbacks.py):
@@ -122,7 +131,9 @@ class RecipeConfig(TrainingArguments):
     teacher_cache: str = "none"
     teacher_topk: int = 64
     # ---- L2 anchor ----
-    l2_lambda: float = 1e-3
+    l2_lambda: float | str = 1e-3  # a number, or "matched"
+    l2_anchor: str = "base"
+    l2_match_every: int = 1
     # ---- evaluation ----
     eval_each_epoch: bool = True
     eval_before_training: bool = True
@@ -154,6 +165,7 @@ class RecipeConfig(TrainingArguments):
         _choice("student_init", self.student_init, STUDENT_INITS)
         _choice("kl_on", self.kl_on, LOSS_ON)
         _choice("teacher_cache", self.teacher_cache, TEACHER_CACHES)
+        _choice("l2_anchor", self.l2_anchor, L2_ANCHORS)
         self.check_ranges()
         if self.teacher == "base" and self.student_init != "base":
             self.student_init = "base"  # without stage 1 there is no other teacher to start from
@@ -197,8 +209,9 @@ class RecipeConfig(TrainingArguments):
         """
         for name in ("learning_rate", "distill_tau", "teacher_epochs"):
             _in_range(self, name, lambda v: v > 0, "a number > 0")
-        for name in ("distill_lambda", "l2_lambda", "weight_decay", "warmup_steps", "max_grad_norm", "adam_epsilon"):
+        for name in ("distill_lambda", "weight_decay", "warmup_steps", "max_grad_norm", "adam_epsilon"):
             _in_range(self, name, lambda v: v >= 0, "a number >= 0")
+        self.check_l2()
         for name in ("adam_beta1", "adam_beta2", "label_smoothing_factor"):
             _in_range(self, name, lambda v: 0 <= v < 1, "a number in [0, 1)")
         _in_range(self, "logging_steps", lambda v: v > 0, "a number > 0 (steps, or a fraction of the run below 1)")
@@ -216,6 +229,41 @@ class RecipeConfig(TrainingArguments):
                   "-1 (train for num_train_epochs) or a whole number >= 1", whole=True)
         if self.max_steps == -1:
             _in_range(self, "num_train_epochs", lambda v: v > 0, "a number > 0 (or set max_steps >= 1)")
+
+    def check_l2(self) -> None:
+        """l2_lambda a number >= 0 or `matched`; l2_match_every >= 1; `matched` only where it can be matched.
+
+        `matched` needs a distillation term to match (distill_lambda > 0: with 0, λ_t would be 0 at
+        every step, plain SFT under another name) and whole parameters on each process to take the
+        two gradient norms (not fsdp, not DeepSpeed ZeRO-3), and torch.autograd.grad through the
+        model (not reentrant gradient checkpointing, which refuses it; transformers' default is
+        non-reentrant). `matched` with `l2_anchor: base` is allowed: anchor and teacher are both
+        the base model. The self-distillation settings `teacher` and `student_init` are not read by
+        the L2 recipe: its anchor (and the teacher of the match) is `l2_anchor`.
+        """
+        if isinstance(self.l2_lambda, str) and self.l2_lambda.strip().lower() == "matched":
+            self.l2_lambda = "matched"
+        elif isinstance(self.l2_lambda, str):  # YAML reads 1e-3 as a string
+            try:
+                self.l2_lambda = float(self.l2_lambda)
+            except ValueError:
+                raise FactbenchError(f"l2_lambda must be a finite number >= 0 or 'matched', got {self.l2_lambda!r}"
+                                     ) from None
+        if self.l2_lambda != "matched":
+            _in_range(self, "l2_lambda", lambda v: v >= 0, "a number >= 0")
+        _in_range(self, "l2_match_every", lambda v: v >= 1, "a whole number >= 1", whole=True)
+        if self.l2_lambda != "matched":
+            return
+        if self.distill_lambda == 0:
+            raise FactbenchError("l2_lambda=matched matches the distillation term's gradient, which distill_lambda=0 "
+                                 "makes 0 (λ_t = 0: plain SFT); set distill_lambda > 0 or a numeric l2_lambda")
+        sharded = "fsdp" if self.fsdp else ("DeepSpeed ZeRO-3" if _zero_stage(self.deepspeed) == 3 else None)
+        if sharded:
+            raise FactbenchError(f"l2_lambda=matched needs whole parameters on each process, not {sharded}: use "
+                                 "DDP / ZeRO-2 or one process, or a numeric l2_lambda")
+        if self.gradient_checkpointing and (self.gradient_checkpointing_kwargs or {}).get("use_reentrant"):
+            raise FactbenchError("l2_lambda=matched takes torch.autograd.grad, which reentrant gradient checkpointing "
+                                 "refuses: set gradient_checkpointing_kwargs={use_reentrant: false}")
 
     def distributed_defaults(self) -> None:
         """Under torchrun / accelerate (WORLD_SIZE > 1), settings that make it real DDP, unless set.
@@ -266,6 +314,20 @@ def _in_range(config, name: str, ok, allowed: str, whole: bool = False) -> None:
     if isinstance(value, bool) or not number or not math.isfinite(value) or not ok(value):
         raise FactbenchError(f"{name} must be {allowed if whole else 'a finite ' + allowed.removeprefix('a ')}, "
                              f"got {value!r}")
+
+
+def _zero_stage(deepspeed) -> int | None:
+    """The ZeRO stage of a `deepspeed` setting (a dict or a JSON file), None when unset or unreadable."""
+    if isinstance(deepspeed, (str, Path)) and Path(deepspeed).is_file():
+        try:
+            import json
+
+            deepspeed = json.loads(Path(deepspeed).read_text())
+        except (OSError, ValueError):
+            return None
+    zero = deepspeed.get("zero_optimization") if isinstance(deepspeed, dict) else None
+    stage = zero.get("stage") if isinstance(zero, dict) else None
+    return stage if isinstance(stage, int) else None
 
 
 def _choice(name: str, value, options) -> None:

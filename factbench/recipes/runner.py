@@ -56,7 +56,8 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
            "teacher = 1 epoch SFT on Known facts; student: CE + λτ²·KL to it"),
     Recipe("known-only", known_only.run, known_only.DEFAULT_TRAINABLE,
            "SFT on the Known facts only (the stability reference)"),
-    Recipe("l2anchor", l2anchor.run, l2anchor.DEFAULT_TRAINABLE, "SFT + λ·||θ − θ0||² (l2_lambda)"),
+    Recipe("l2anchor", l2anchor.run, l2anchor.DEFAULT_TRAINABLE,
+           "SFT + λ·||θ − θa||² (l2_lambda: a number or matched to the KL gradient; l2_anchor: base|stage1)"),
 )}
 
 

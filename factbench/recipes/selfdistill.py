@@ -24,7 +24,7 @@ outcomes (losses.py), exact when k is the vocabulary size. Under DDP each rank c
 cache in its own memory (no file, nothing shared): the teachers are identical, so are the caches.
 
 Path through `run` below: examples (`run.examples`) → trainable parameters (parameters.py) →
-stage 1 (`train_stage` with the plain cross-entropy) → the teacher, in memory or cached
+stage 1 (`teacher_stage`: `train_stage` with the plain cross-entropy) → the teacher, in memory or cached
 (`cache_teacher`) → stage 2 with `SelfDistillTrainer.loss_terms` (losses.self_distillation_loss)
 → two stages and the stage-2 rows, the distillation settings as the card's `distillation` entry.
 """
@@ -92,6 +92,26 @@ def cache_teacher(teacher, examples: list[dict], collator: Collator, *, tau: flo
     return out
 
 
+def teacher_stage(run) -> tuple[object, object, dict]:
+    """Stage 1: `teacher_epochs` of plain SFT of `run.model` (in place) on the Known training facts.
+
+    Returns the trained model (`run.model` itself), the evaluation point stage 2 starts from
+    (callbacks.EpochEvaluation.last_point: pass it to `train_stage(..., first_point=point)`) and
+    the stage's card entry, `stage1-teacher`. The stage trains into `run.out_dir / "stage1"` (its
+    own training_log.jsonl). Shared by self-distillation and the L2 anchor's `l2_anchor: stage1`,
+    so that both recipes anchor to the same weights (same data, settings and seed).
+    """
+    config = run.config
+    known = run.examples(("known",))
+    started = time.perf_counter()
+    trainer, evaluation = train_stage(run, run.model, known, out_dir=run.out_dir / "stage1",
+                                      epochs=config.teacher_epochs, stage="stage1-teacher")
+    summary = stage_summary("stage1-teacher", trainer, known, time.perf_counter() - started, evaluation.rows)
+    point = evaluation.last_point()
+    del trainer, evaluation  # stage 1's optimizer state is not needed any more
+    return run.model, point, summary
+
+
 def run(run) -> RecipeOutput:
     config = run.config
     everything = run.examples()
@@ -106,14 +126,9 @@ def run(run) -> RecipeOutput:
     teacher_point = None
 
     # ---- stage 1: the teacher ----------------------------------------------------------------------
-    if config.teacher == "stage1":
-        known = run.examples(("known",))  # only stage 1 needs Known facts: `teacher: base` trains without any
-        started = time.perf_counter()
-        trainer, evaluation = train_stage(run, run.model, known, out_dir=run.out_dir / "stage1",
-                                          epochs=config.teacher_epochs)
-        stages.append(stage_summary("stage1-teacher", trainer, known, time.perf_counter() - started, evaluation.rows))
-        teacher_point = evaluation.last_point()
-        del trainer, evaluation  # stage 1's optimizer state is not needed any more
+    if config.teacher == "stage1":  # only stage 1 needs Known facts: `teacher: base` trains without any
+        _, teacher_point, summary = teacher_stage(run)
+        stages.append(summary)
     teacher_model = run.model
 
     # ---- stage 2: the student ----------------------------------------------------------------------
