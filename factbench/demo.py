@@ -34,6 +34,7 @@ from .errors import FactbenchError, WriteError
 from .files import atomic_path, make_dirs, output_lock, write_json, write_text
 
 DEMO_SCHEMA = 1
+FRONTIER_HELDOUT = 0  # every recalled P17 fact of the bundled 4,000-question profile (set once it is probed)
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,18 @@ VARIANTS = (
     Variant("attention-only", "freeze", ("trainable=attention",), "FFN/MLP, embeddings and head frozen"),
     Variant("self-distillation", "selfdistill", (), "stage 1 Known-only teacher, then CE + λτ²KL"),
     Variant("known-only", "known-only", (), "SFT on the Known training facts only: the stability reference"),
+    # The frontier study's other recipes and the published method's named deviations (METHOD.md §4).
+    Variant("ffn-only", "freeze", ("trainable=ffn",), "only the FFN/MLP trains"),
+    Variant("sd-published", "selfdistill", ("kl_on=answer", "student_init=teacher"),
+            "the published self-distillation: student from the teacher, KL at answer tokens"),
+    Variant("sd-kl-all", "selfdistill", ("kl_on=all", "student_init=teacher"),
+            "deviation: KL on every token of Q: ...\\nA: ..."),
+    Variant("sd-student-base", "selfdistill", ("kl_on=answer", "student_init=base"),
+            "deviation: the student starts from the base, not the teacher"),
+    Variant("l2-matched", "l2anchor", ("l2_anchor=stage1", "l2_lambda=matched"),
+            "L2 pull to the teacher's weights, its gradient matched to the distillation term's"),
 )
+VARIANT_NAMES = tuple(v.name for v in VARIANTS)
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,9 @@ class World:
     overrides: tuple[str, ...]  # demo-scale settings on top of it
     split: dict = field(default_factory=dict)  # SplitSettings fields (smollm2) or {"toy": preset}
     profile: str | None = None  # bundled profile name
+    variants: tuple[str, ...] = ("sft", "attention-only", "self-distillation", "known-only")
+    seeds: tuple[int, ...] = (0,)  # training seeds; with more than one, models/<variant>/seed-<N>
+    score_cards: bool = True  # score every fine-tune (cards, leaderboard); the frontier needs only its training log
 
 
 WORLDS = {
@@ -73,12 +88,25 @@ WORLDS = {
     "smollm2": World(
         name="smollm2", model="smollm2-135m", config="smollm2_demo", profile="smollm2-135m-p17",
         overrides=("learning_rate=1e-4", "num_train_epochs=4", "kl_on=all", "eval_limit=50",
-                   "eval_sets=[heldout,new]"),
+                   "eval_sets=[heldout,new]", "eval_protocols=[4-shot,0-shot]"),
         split={"known": 80, "unknown": 80, "heldout": 200, "ood": 0, "relations": ("P17",),
                "include_guessable": True, "min_known_share": 0.0, "seed": 0},
     ),
     # toy.yaml's settings as they are (see its header for why).
     "toy": World(name="toy", model="toy:demo", config="toy", overrides=(), split={"toy": "demo"}),
+    # The frontier study (README, "The frontier study"): every recipe and the published method's deviations,
+    # three seeds, at the largest scale the bundled 4,000-question P17 profile allows: every recalled fact
+    # held out (the Known training facts are guessable HighlyKnown ones), 300 + 300 training facts, the
+    # whole held-out and new sets asked under both protocols at every evaluation point.
+    "frontier": World(
+        name="frontier", model="smollm2-135m", config="smollm2_demo", profile="smollm2-135m-p17-4000",
+        overrides=("learning_rate=1e-4", "num_train_epochs=3", "per_device_train_batch_size=8",
+                   "eval_limit=null", "eval_sets=[heldout,new]", "eval_protocols=[4-shot,0-shot]"),
+        split={"known": 300, "unknown": 300, "heldout": FRONTIER_HELDOUT, "ood": 0, "relations": ("P17",),
+               "train_known": "guessable", "min_known_share": 0.0, "seed": 0},
+        variants=("sft", "attention-only", "ffn-only", "sd-published", "sd-kl-all", "sd-student-base",
+                  "l2-matched", "known-only"),
+        seeds=(0, 1, 2), score_cards=False),
 }
 
 
@@ -175,18 +203,28 @@ def _read_json(path: Path) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
-def train(world: World, variant: Variant, split_dir: Path, out: Path, echo=print) -> Path:
+def model_dir(world: World, variant: Variant, seed: int, out: Path) -> Path:
+    """Where a fine-tune goes: models/<variant> for a one-seed world, models/<variant>/seed-<N> otherwise."""
+    folder = out / "models" / variant.name
+    return folder if len(world.seeds) == 1 else folder / f"seed-{seed}"
+
+
+def train(world: World, variant: Variant, split_dir: Path, out: Path, echo=print, seed: int | None = None) -> Path:
     from . import recipes
 
-    target = out / "models" / variant.name
+    seed = world.seeds[0] if seed is None else seed
+    target = model_dir(world, variant, seed, out)
+    name = variant.name if len(world.seeds) == 1 else f"{variant.name} (seed {seed})"
     if (_read_json(target / "recipe_card.json") or {}).get("recipe") == variant.recipe:
-        echo(f"  {variant.name}: reusing {target}")
+        echo(f"  {name}: reusing {target}")
         return target
     if target.exists():
-        echo(f"  {variant.name}: {target} is not a finished fine-tune (interrupted?): training it again")
+        echo(f"  {name}: {target} is not a finished fine-tune (interrupted?): training it again")
         shutil.rmtree(target)
-    echo(f"  {variant.name}: {variant.what}")
-    overrides = [f"model={world.model}", f"split_dir={split_dir}", *world.overrides, *variant.overrides,
+    echo(f"  {name}: {variant.what}")
+    # The world's seed list decides the training seed (data order, initialisation of anything new).
+    seeded = (f"seed={seed}",) if len(world.seeds) > 1 or seed != 0 else ()
+    overrides = [f"model={world.model}", f"split_dir={split_dir}", *world.overrides, *variant.overrides, *seeded,
                  f"output_dir={target}", "overwrite=true"]
     recipes.train(variant.recipe, world.config, overrides)
     return target
@@ -238,8 +276,14 @@ def publish(cards: dict[str, dict], out: Path) -> list[Path]:
 
 
 def run(world: str = "smollm2", out: Path = Path("runs/demo"), fresh: bool = False, echo=print,
-        settings: list[str] | tuple[str, ...] = (), only: list[str] | tuple[str, ...] | None = None) -> dict:
-    """The whole loop; `settings` (KEY=VALUE training settings) apply to every fine-tune, `only` picks variants."""
+        settings: list[str] | tuple[str, ...] = (), only: list[str] | tuple[str, ...] | None = None,
+        seeds: list[int] | tuple[int, ...] | None = None) -> dict:
+    """The whole loop; `settings` (KEY=VALUE training settings) apply to every fine-tune.
+
+    `only` (fine-tune names) and `seeds` pick what this call trains among the world's; they are not
+    settings, so a later call into the same OUT can train the rest, and the report covers every
+    finished fine-tune.
+    """
     if world not in WORLDS:
         raise FactbenchError(f"unknown world {world!r}; choose one of {', '.join(WORLDS)}")
     w, out = WORLDS[world], Path(out)
@@ -248,70 +292,96 @@ def run(world: str = "smollm2", out: Path = Path("runs/demo"), fresh: bool = Fal
 
         load_config({"output_dir": "x"}, list(settings))  # a bad setting fails here, before anything runs
         w = replace(w, overrides=(*w.overrides, *settings))
-    unknown = sorted(set(only or ()) - {v.name for v in VARIANTS})
+    unknown = sorted(set(only or ()) - set(w.variants))
     if unknown:
-        raise FactbenchError(f"unknown fine-tune(s) {', '.join(unknown)}; choose from "
-                             f"{', '.join(v.name for v in VARIANTS)}")
-    variants = tuple(v for v in VARIANTS if not only or v.name in only)
+        raise FactbenchError(f"unknown fine-tune(s) {', '.join(unknown)} for world {world!r}; choose from "
+                             f"{', '.join(w.variants)}")
+    other_seeds = sorted(set(seeds or ()) - set(w.seeds))
+    if other_seeds:
+        raise FactbenchError(f"seed(s) {', '.join(map(str, other_seeds))} are not the world's; choose from "
+                             f"{', '.join(map(str, w.seeds))}")
+    variants = tuple(v for v in VARIANTS if v.name in w.variants)
+    chosen = tuple(v for v in variants if not only or v.name in only)
     record = settings_record(w, variants)
     check_out(out, record, fresh)
     created = not out.exists()
     make_dirs(out)
     try:
         with output_lock(out, "--out"):
-            return _run(world, w, variants, record, out, fresh, echo)
+            return _run(world, w, variants, chosen, tuple(seeds or w.seeds), record, out, fresh, echo)
     except BaseException:
         if created and {p.name for p in _contents(out)} <= {"demo.json"}:
             shutil.rmtree(out, ignore_errors=True)  # nothing done yet: leave no empty folder behind
         raise
 
 
-def _run(world: str, w: World, variants: tuple[Variant, ...], record: dict, out: Path, fresh: bool, echo) -> dict:
+def _run(world: str, w: World, variants: tuple[Variant, ...], chosen: tuple[Variant, ...], seeds: tuple[int, ...],
+         record: dict, out: Path, fresh: bool, echo) -> dict:
     if fresh:
         check_out(out, record, fresh)  # again, under the lock: still a demo run (or empty)
         for p in _contents(out):
             shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
     write_json(out / "demo.json", {"settings": record})
     started, times = time.perf_counter(), {}
+    stages = 5 if w.score_cards else 3
 
     def stage(name: str, title: str):
         times[name] = time.perf_counter()
-        echo(f"\n[{len(times)}/5] {title}")
+        echo(f"\n[{len(times)}/{stages}] {title}")
 
     stage("split", "split: Known / Unknown training facts and held-out Known facts")
     split_dir = make_split(w, out, echo)
     split = splits.load_split(split_dir)
     echo("  " + ", ".join(f"{k}: {v}" for k, v in split_counts(split).items()))
 
-    stage("train", f"train {len(variants)} fine-tunes of {w.model} ({w.config} config + demo settings)")
-    model_dirs = {v.name: train(w, v, split_dir, out, echo) for v in variants}
+    runs = len(chosen) * len(seeds)
+    stage("train", f"train {runs} fine-tune{'s' * (runs != 1)} of {w.model} ({w.config} config + {world} settings)")
+    model_dirs = {}
+    for seed in seeds:
+        for v in chosen:
+            model_dirs[(v.name, seed)] = train(w, v, split_dir, out, echo, seed=seed)
+    written = []
+    cards = {}
+    if w.score_cards:
+        stage("score", "score each fine-tune against the base on the held-out, new and known-train questions")
+        base = answers(w.model, "base", split, out / "answers" / "base")
+        cards = {name: score(name, d, base, split, out, echo) for (name, _), d in model_dirs.items()}
 
-    stage("score", "score each fine-tune against the base on the held-out, new and known-train questions")
-    base = answers(w.model, "base", split, out / "answers" / "base")
-    cards = {name: score(name, d, base, split, out, echo) for name, d in model_dirs.items()}
+        stage("leaderboard", "leaderboard: tables, CSV, plots and the web page")
+        written = publish(cards, out)
+        echo(f"  {out / 'leaderboard' / 'index.html'} (and README.md, leaderboard.csv, plots/)")
 
-    stage("leaderboard", "leaderboard: tables, CSV, plots and the web page")
-    written = publish(cards, out)
-    echo(f"  {out / 'leaderboard' / 'index.html'} (and README.md, leaderboard.csv, plots/)")
+    stage("report", "comparison" + (" and " if w.score_cards else ": ") + "the retention-acquisition frontier")
+    from . import demo_report, frontier
 
-    stage("report", "comparison")
-    from . import demo_report
-
-    table, versus = demo_report.table(cards), demo_report.versus(cards)
-    if versus:
-        table += "\n\nAgainst plain SFT, paired by question:\n\n" + "\n".join(versus)
-    curves = demo_report.curves_png(cards, out / "curves.png")
-    write_text(out / "results.md", table + "\n")
-    echo(table)
+    text = ""
+    if cards:
+        text = demo_report.table(cards)
+        versus = demo_report.versus(cards)
+        if versus:
+            text += "\n\nAgainst plain SFT, paired by question:\n\n" + "\n".join(versus)
+        curves = demo_report.curves_png(cards, out / "curves.png")
+        written.append(curves)
+    finished = [v for v in variants if all(_read_json(model_dir(w, v, s, out) / "recipe_card.json") for s in seeds)]
+    if finished:
+        names = [v.name for v in finished]
+        # sft is the reference when it was trained (--only may leave it out)
+        summary_frontier = frontier.analyse(out, reference="sft" if "sft" in names else names[0])
+        frontier_files = frontier.write(out, summary_frontier)
+        written.extend(frontier_files)
+        text += ("\n\n" if text else "") + (out / "frontier" / "frontier.md").read_text(encoding="utf-8")
+    write_text(out / "results.md", text + "\n")
+    echo(text)
     times["end"] = time.perf_counter()
     names = list(times)
     seconds = {n: round(times[b] - times[n], 1) for n, b in zip(names, names[1:], strict=False)}
     summary = {"world": world, "out": str(out), "wall_seconds": round(time.perf_counter() - started, 1),
-               "stage_seconds": seconds, "results": demo_report.rows(cards),
-               "files": [str(p) for p in [*written, curves, out / "results.md"]]}
+               "stage_seconds": seconds, "results": demo_report.rows(cards) if cards else [],
+               "trained": [f"{name} seed {seed}" for (name, seed) in model_dirs],
+               "files": [str(p) for p in [*written, out / "results.md"]]}
     write_json(out / "summary.json", summary)
-    echo(f"\ndone in {summary['wall_seconds'] / 60:.1f} min; table in {out / 'results.md'}, retention-acquisition "
-         f"curves in {curves}, leaderboard in {out / 'leaderboard'}/")
+    echo(f"\ndone in {summary['wall_seconds'] / 60:.1f} min; table in {out / 'results.md'}, "
+         f"frontier in {out / 'frontier'}/" + (f", leaderboard in {out / 'leaderboard'}/" if cards else ""))
     return summary
 
 

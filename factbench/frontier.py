@@ -3,7 +3,7 @@
 A recipe that learns fewer new facts also forgets fewer old ones for that reason alone (METHOD.md §3),
 so recipes are compared along their training trajectories, not at their last epoch. Every training
 run writes, at each evaluation point and protocol, the per-question outcomes of the held-out Known
-set and of the new (Unknown, trained-on) set (/work/study/FORMAT.md: `eval_questions.json` and
+set and of the new (Unknown, trained-on) set (recipes/callbacks.py: `eval_questions.json` and
 `eval_outcomes.jsonl`). From them, per protocol ("4-shot", "0-shot"; never mixed):
 
 - *retention* at a point: the share of held-out recalled questions (guessable '0'; all of them when

@@ -33,7 +33,7 @@ def test_help_lists_every_subcommand(capsys):
 def test_the_commands_in_their_order():
     top = [c[0] for c in COMMANDS if len(c) == 1]
     assert top == ["demo", "data", "models", "eval", "probe", "split", "score", "audit", "compare", "leaderboard",
-                   "train", "interference", "overlap"]
+                   "train", "interference", "overlap", "frontier"]
     assert {c for c in COMMANDS if len(c) == 2} == {("data", "stats"), ("models", "list"), ("models", "prepare"),
                                                      ("leaderboard", "add"), ("leaderboard", "build"),
                                                      ("leaderboard", "init"), ("leaderboard", "rehash")}

@@ -36,7 +36,7 @@ def tiny_world_module(factbench_cache):
 
 def test_demo_writes_every_stage(finished):
     out, summary = finished
-    names = [v.name for v in demo.VARIANTS]
+    names = list(TINY.variants)
     assert names == ["sft", "attention-only", "self-distillation", "known-only"]
     for name in names:
         assert (out / "models" / name / "recipe_card.json").is_file()
@@ -56,6 +56,10 @@ def test_demo_writes_every_stage(finished):
     assert all(f"| {n} |" in table for n in names)
     assert [r["fine_tune"] for r in summary["results"]] == names
     assert set(summary["stage_seconds"]) == {"split", "train", "score", "leaderboard", "report"}
+    # the frontier of the same runs, from their per-point outcomes
+    front = json.loads((out / "frontier" / "frontier.json").read_text())
+    assert set(front["variants"]) == set(names) and (out / "frontier" / "frontier.png").is_file()
+    assert "## 4-shot" in table
 
 
 def test_table_numbers_are_the_cards(finished):

@@ -20,7 +20,7 @@ def bits(k: int, n: int) -> str:
 
 def write_run(out, variant, points, *, seed=0, seed_folder=False, guessable=None, heldout=None, new=None,
               held_n=H, new_n=N, protocols=("4-shot", "0-shot"), outcomes=True):
-    """A run folder as a training run writes it (FORMAT.md). points: [(new_right, heldout_right)] or
+    """A run folder as a training run writes it (recipes/callbacks.py). points: [(new_right, heldout_right)] or
     [(new_string, heldout_string)], one per evaluation point, the same for every protocol."""
     folder = out / "models" / variant
     if seed_folder:

@@ -84,7 +84,8 @@ def train(recipe: str, config: RecipeConfig | dict | str | Path, overrides: list
     check_output_dir(out_dir, config.overwrite)
     split = find_training_split(config.split_dir)
     training_rows(split)  # the whole file must be valid, whatever part a recipe uses
-    if recipe == "known-only" or (recipe == "selfdistill" and config.teacher == "stage1"):
+    if recipe == "known-only" or (recipe == "selfdistill" and config.teacher == "stage1") or (
+            recipe == "l2anchor" and config.l2_anchor == "stage1"):
         training_rows(split, ("known",))
     with output_folder(out_dir) as work:
         loaded = models.load(config.model, config.revision)
