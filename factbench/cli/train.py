@@ -19,7 +19,7 @@ def add(sub) -> None:
                               "  freeze       SFT with a trainable preset (trainable=attention|ffn|all) or patterns\n"
                               "  selfdistill  teacher = 1 epoch SFT on Known facts; student: CE + λτ²·KL to it\n"
                               "  known-only   SFT on the Known facts only (the stability reference)\n"
-                              "  l2anchor     SFT + λ·||θ − θ0||² (l2_lambda)\n"
+                              "  l2anchor     SFT + λ·||θ − θa||² (l2_lambda; l2_anchor=stage1 l2_lambda=matched: the paper's baseline)\n"
                               "\nconfigs: a YAML file, or a bundled one by name: toy, smollm2_demo, qwen2.5_1.5b, "
                               "llama3.1_8b\n"
                               "\nexamples:\n"

@@ -6,7 +6,7 @@
 | `freeze`      | SFT with a trainable-parameter preset (`attention` by default, `ffn`, patterns) | freeze.py     |
 | `selfdistill` | stage 1: SFT on Known facts = frozen teacher; stage 2: CE + λτ²·KL to it        | selfdistill.py|
 | `known-only`  | SFT on the Known training facts only: the stability reference                  | known_only.py |
-| `l2anchor`    | SFT + λ·‖θ − θ₀‖², a pull to the starting weights                              | l2anchor.py   |
+| `l2anchor`    | SFT + λ·‖θ − θ_a‖², a pull to the base (or, l2_anchor=stage1, the SD teacher); λ fixed or matched | l2anchor.py   |
 
 From Python:
 
