@@ -34,7 +34,6 @@ from .errors import FactbenchError, WriteError
 from .files import atomic_path, make_dirs, output_lock, write_json, write_text
 
 DEMO_SCHEMA = 1
-FRONTIER_HELDOUT = 0  # every recalled P17 fact of the bundled 4,000-question profile (set once it is probed)
 
 
 @dataclass(frozen=True)
@@ -102,7 +101,7 @@ WORLDS = {
         name="frontier", model="smollm2-135m", config="smollm2_demo", profile="smollm2-135m-p17-4000",
         overrides=("learning_rate=1e-4", "num_train_epochs=3", "per_device_train_batch_size=8",
                    "eval_limit=null", "eval_sets=[heldout,new]", "eval_protocols=[4-shot,0-shot]"),
-        split={"known": 300, "unknown": 300, "heldout": FRONTIER_HELDOUT, "ood": 0, "relations": ("P17",),
+        split={"known": 300, "unknown": 300, "heldout": None, "ood": 0, "relations": ("P17",),
                "train_known": "guessable", "min_known_share": 0.0, "seed": 0},
         variants=("sft", "attention-only", "ffn-only", "sd-published", "sd-kl-all", "sd-student-base",
                   "l2-matched", "known-only"),

@@ -6,6 +6,9 @@ run writes, at each evaluation point and protocol, the per-question outcomes of 
 set and of the new (Unknown, trained-on) set (recipes/callbacks.py: `eval_questions.json` and
 `eval_outcomes.jsonl`). From them, per protocol ("4-shot", "0-shot"; never mixed):
 
+- the points: every evaluation of a run, in training order; under "0-shot" the untrained base
+  model's point (marked `base` in eval_outcomes.jsonl) is left out, since a base model is asked
+  4-shot (it has not learnt the `Q:`/`A:` format; the paper asks only fine-tunes 0-shot);
 - *retention* at a point: the share of held-out recalled questions (guessable '0'; all of them when
   guessability is unknown) answered right; *acquisition*: the share of new questions answered right;
 - the *curve* of a variant: at each point index, the mean over its seeds of (acquisition, retention);
@@ -195,6 +198,10 @@ def load_run(folder: Path | str, variant: str | None = None) -> Run:
         if isinstance(epoch, bool) or not isinstance(epoch, (int, float)):
             raise FrontierError(f"{where}: epoch {epoch!r} is not a number")
         proto = row["protocol"]
+        if row.get("base") and proto == "0-shot":
+            # The base model is asked 4-shot only (it has not learnt the Q:/A: format): its 0-shot point would
+            # read as forgetting what it never answered. 0-shot trajectories start at the first trained point.
+            continue
         held = _bits(row["sets"].get("heldout"), len(ids["heldout"]), f"{where} heldout")
         new = _bits(row["sets"].get("new"), len(ids["new"]), f"{where} new")
         seen = rows.setdefault(proto, [])

@@ -46,7 +46,7 @@ TRAIN_KNOWN = ("known", "guessable")
 class SplitSettings:
     known: int = 8000
     unknown: int = 8000
-    heldout: int = 1000
+    heldout: int | None = 1000  # None: every known fact (one per subject), the largest held-out set
     ood: int = 500
     seed: int = 0
     min_known_share: float = 0.3
@@ -61,11 +61,13 @@ class SplitSettings:
             raise FactbenchError("--train-known guessable takes the guessable facts for training; it cannot be "
                                  "combined with --include-guessable (which puts them in the held-out set)")
         for name in ("known", "unknown", "heldout", "ood"):
+            if name == "heldout" and self.heldout is None:
+                continue
             if getattr(self, name) < 0:
                 raise FactbenchError(f"--{name} must be 0 or more")
         if not 0 <= self.min_known_share <= 1:
             raise FactbenchError("--min-known-share must be between 0 and 1")
-        if not self.known + self.unknown + self.heldout + self.ood:
+        if self.heldout is not None and not self.known + self.unknown + self.heldout + self.ood:
             raise FactbenchError("--known, --unknown, --heldout and --ood are all 0: such a split holds no "
                                  "question at all; ask for at least one set")
 
@@ -218,10 +220,15 @@ def _id_key(fid: str) -> tuple:
 
 
 def _take_even(relations, pools, n, what, blocked, facts, exclude=frozenset()) -> list[str]:
-    """n facts spread as evenly as possible over relations, skipping blocked subjects/questions."""
+    """n facts spread as evenly as possible over relations, skipping blocked subjects/questions.
+
+    n = None takes every fact it can (one per subject).
+    """
     available = {r: [f for f in pools[r] if f not in exclude and facts[f].subject not in blocked
                      and facts[f].question not in blocked] for r in relations}
     have = sum(map(len, available.values()))
+    every = n is None
+    n = have if every else n
     if n > have:
         raise FactbenchError(f"asked for {n} {what}, but only {have} exist in relations {', '.join(relations)}; "
                              "ask for fewer")
@@ -241,6 +248,8 @@ def _take_even(relations, pools, n, what, blocked, facts, exclude=frozenset()) -
             if len(chosen) == n:
                 break
         if not progressed:
+            if every:
+                break
             raise FactbenchError(f"asked for {n} {what}, but only {len(chosen)} with distinct subjects exist; "
                                  "ask for fewer")
     return chosen

@@ -264,3 +264,35 @@ def test_full_disk_is_one_line_and_leaves_no_folder(full_disk, monkeypatch, caps
     errors = _errors(capsys)
     assert len(errors) == 1 and "cannot write" in errors[0], errors
     assert sorted(p.name for p in full_disk.iterdir()) == ["filler"]
+
+
+def test_every_world_names_fine_tunes_that_exist_and_settings_that_load():
+    from factbench.cli.demo import FINE_TUNES
+    from factbench.recipes import load_config
+
+    assert FINE_TUNES == list(demo.VARIANT_NAMES)
+    for world in demo.WORLDS.values():
+        assert set(world.variants) <= set(demo.VARIANT_NAMES) and world.seeds
+        for v in demo.VARIANTS:
+            if v.name in world.variants:  # every fine-tune's settings are valid before hours of training
+                load_config(world.config, [*world.overrides, *v.overrides, "output_dir=x"])
+    frontier = demo.WORLDS["frontier"]
+    assert frontier.seeds == (0, 1, 2) and frontier.split["heldout"] is None and not frontier.score_cards
+
+
+def test_only_and_seeds_select_without_changing_the_settings(tmp_path, monkeypatch, tiny_world_module):
+    """A study trained in parts: each part goes into the same OUT, and the report covers what is finished."""
+    two = demo.World(**{**TINY.__dict__, "seeds": (0, 1), "variants": ("sft", "known-only"), "score_cards": False})
+    monkeypatch.setitem(demo.WORLDS, "toy", two)
+    out = tmp_path / "parts"
+    demo.run("toy", out, echo=lambda *a: None, only=["sft"], seeds=[1])
+    assert (out / "models" / "sft" / "seed-1" / "recipe_card.json").is_file()
+    assert not (out / "models" / "known-only").exists()
+    summary = demo.run("toy", out, echo=lambda *a: None, seeds=[1])  # same settings: accepted, sft reused
+    assert summary["trained"] == ["sft seed 1", "known-only seed 1"]
+    card = json.loads((out / "models" / "sft" / "seed-1" / "recipe_card.json").read_text())
+    assert card["seed"] == 1
+    front = json.loads((out / "frontier" / "frontier.json").read_text())
+    assert front["seeds"] == {"sft": [1], "known-only": [1]}
+    with pytest.raises(FactbenchError, match="not the world's"):
+        demo.run("toy", out, echo=lambda *a: None, seeds=[7])

@@ -286,3 +286,18 @@ def test_seed_folder_and_recipe_card_must_agree(tmp_path):
     with pytest.raises(FactbenchError) as e:
         frontier.analyse(tmp_path, n_boot=BOOT)
     assert "named seed-2 but its recipe card says seed 1" in one_line_error(e)
+
+
+def test_the_untrained_base_point_is_left_out_of_0_shot_trajectories_only(tmp_path):
+    """A base model is asked 4-shot; its 0-shot point (0 right: no Q:/A: format yet) is not forgetting."""
+    folder = write_run(tmp_path, "sft", [(0, 40), (4, 36), (12, 28), (20, 20)])
+    rows = [json.loads(line) for line in (folder / "eval_outcomes.jsonl").read_text().splitlines()]
+    rows[0]["base"] = rows[1]["base"] = True  # the step-0 point under both protocols
+    rows[1]["sets"]["heldout"] = bits(0, H)
+    (folder / "eval_outcomes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run = frontier.load_run(folder)
+    assert run.protocols["4-shot"]["epochs"] == [0, 1, 2, 3]
+    assert run.protocols["0-shot"]["epochs"] == [1, 2, 3]
+    s = frontier.analyse(tmp_path, n_boot=BOOT)
+    zero = s["protocols"]["0-shot"]["peak_relative"]["sft"]
+    assert zero["peak_retention"]["value"] == pytest.approx(36 / 40)  # not the base's 0

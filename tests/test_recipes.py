@@ -331,6 +331,9 @@ def test_outcomes_of_every_question_under_both_protocols_at_every_point(world, t
     # stage 2 starts from the teacher's last point, outcomes included
     stage1 = [json.loads(line) for line in (out / "stage1" / "eval_outcomes.jsonl").read_text().splitlines()]
     assert stage1[-2]["sets"] == outcomes[0]["sets"] and stage1[-1]["sets"] == outcomes[1]["sets"]
+    # the base model's point is marked (the frontier leaves it out under 0-shot); the teacher's is not
+    assert stage1[0]["base"] is True and stage1[1]["base"] is True and "base" not in outcomes[0]
+    assert questions["split_manifest_sha256"] and questions["protocols"]["0-shot"]["protocol"]["shots"] == 0
 
 
 def test_zero_shot_prompt_is_the_training_format():

@@ -199,8 +199,8 @@ def test_known_training_facts_from_guessable_ones_free_every_recalled_fact_for_t
     p17 = knowledge.load_profile(knowledge.bundled_profile_dir("smollm2-135m-p17"))
     recalled = {r["id"] for r in p17.rows if r["known"]}
     guessable = {r["id"] for r in p17.rows if r["category"] == "HighlyKnown" and not r["known"]}
-    settings = splits.SplitSettings(known=150, unknown=150, heldout=len(recalled), ood=0, relations=("P17",),
-                                    min_known_share=0, train_known="guessable")
+    settings = splits.SplitSettings(known=150, unknown=150, heldout=None, ood=0, relations=("P17",),
+                                    min_known_share=0, train_known="guessable")  # heldout None: all of them
     manifest = splits.make_split(p17, settings, tmp_path / "s")
     s = splits.load_split(tmp_path / "s")
     assert {r["id"] for r in s.sets["heldout"]} == recalled  # every recalled fact is held out
@@ -210,6 +210,7 @@ def test_known_training_facts_from_guessable_ones_free_every_recalled_fact_for_t
     assert manifest["settings"]["train_known"] == "guessable"
     # the default takes Known training facts from the recalled ones, so they cannot all be held out
     with pytest.raises(FactbenchError, match="known training facts"):
-        splits.make_split(p17, splits.SplitSettings(**{**settings.__dict__, "train_known": "known"}), tmp_path / "d")
+        splits.make_split(p17, splits.SplitSettings(**{**settings.__dict__, "train_known": "known",
+                                                       "heldout": len(recalled)}), tmp_path / "d")
     with pytest.raises(FactbenchError, match="cannot be combined"):
         splits.SplitSettings(train_known="guessable", include_guessable=True)

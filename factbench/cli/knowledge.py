@@ -60,7 +60,8 @@ def add_split(sub) -> None:
     g = p.add_argument_group("sizes")
     g.add_argument("--known", type=count, default=8000, help="known training facts (default: 8000)")
     g.add_argument("--unknown", type=count, default=8000, help="Unknown training facts (default: 8000)")
-    g.add_argument("--heldout", type=count, default=1000, help="held-out known facts (default: 1000)")
+    g.add_argument("--heldout", type=heldout_size, default=1000,
+                   help="held-out known facts, or `all` (every known fact, one per subject; default: 1000)")
     g.add_argument("--ood", type=count, default=500, help="out-of-distribution known facts (default: 500; 0 = none)")
     g = p.add_argument_group("selection")
     g.add_argument("--seed", type=int, default=0)
@@ -74,6 +75,11 @@ def add_split(sub) -> None:
                         "held-out set) or guessable (HighlyKnown facts whose answer could be guessed, which "
                         "leaves every recalled fact for the held-out set)")
     p.set_defaults(func=split)
+
+
+def heldout_size(text: str) -> int | None:
+    """--heldout: a count, or `all` (None)."""
+    return None if text.strip().lower() == "all" else count(text)
 
 
 def add(sub) -> None:

@@ -28,6 +28,8 @@ model cannot generate alone, so set `eval_each_epoch: false` there and score the
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +63,7 @@ class Point:
 
     row: dict
     outcomes: dict[str, dict[str, str]]  # protocol -> set -> '0'/'1' string
+    base: bool = False  # the untrained base model (a stage's start that is not another stage's end)
 
 
 class EpochEvaluation(TrainerCallback):
@@ -138,6 +141,7 @@ class EpochEvaluation(TrainerCallback):
             write_jsonl(self.outcomes_path, [
                 {"epoch": p.row["epoch"], "step": p.row["step"], "protocol": protocol,
                  "protocol_hash": protocol_hash(protocol_of(protocol)), "sets": p.outcomes[protocol]}
+                | ({"base": True} if p.base else {})
                 for p in self.points for protocol in self.protocols if protocol in p.outcomes])
 
     def _questions(self) -> dict:
@@ -153,7 +157,7 @@ class EpochEvaluation(TrainerCallback):
         return {"sets": sets, "guessable": note,
                 "protocols": {p: {"hash": protocol_hash(protocol_of(p)), "protocol": protocol_of(p)}
                               for p in self.protocols},
-                "split_files": self.split.manifest.get("files")}
+                "split_manifest_sha256": _digest(self.split.manifest.get("files"))}
 
     def _point(self, epoch, model, state, loss) -> Point | None:
         if not state.is_world_process_zero:
@@ -170,7 +174,10 @@ class EpochEvaluation(TrainerCallback):
             first = Point(self.first_point.row | {"epoch": 0, "step": 0, "loss": None}, self.first_point.outcomes)
             self._record(first, state)
             return
-        self._record(self._point(0, model, state, None), state)
+        point = self._point(0, model, state, None)
+        if point is not None:
+            point.base = True
+        self._record(point, state)
 
     def on_epoch_begin(self, args, state, control, **kwargs):
         if self.trainer is not None:
@@ -191,6 +198,13 @@ class EpochEvaluation(TrainerCallback):
         epoch = round(state.epoch, 4)
         epoch = int(epoch) if float(epoch).is_integer() else epoch
         self._record(self._point(epoch, model, state, loss), state)
+
+
+def _digest(files) -> str | None:
+    """One checksum of the split's file checksums: runs on the same split agree on it."""
+    if not files:
+        return None
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
 
 
 def _from_main_process(row):
