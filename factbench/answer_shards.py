@@ -24,7 +24,7 @@ from . import sample_logs, shards
 from .errors import BusyError, DataError, FactbenchError
 from .files import output_lock, sha256_file
 from .identities import ids_sha256
-from .shards import SHARDS, Shard, shard_dir
+from .shards import SHARDS, Shard, in_order, shard_dir
 
 if TYPE_CHECKING:
     from .engines import Engine
@@ -159,19 +159,10 @@ def _rows(folder: Path, summary: dict) -> dict[str, list[dict]]:
 def merged_folder(out: Path | str) -> tuple[dict[str, list[dict]], dict]:
     """The merged samples files (name -> rows, in the unsharded order) and summary of the shards under OUT."""
     out = Path(out)
-    done = finished(out)
-    if not done:
-        already = " (it holds a finished run: already merged?)" if (out / sample_logs.SUMMARY).is_file() else ""
-        raise DataError(f"{out / SHARDS} holds no finished shard{already}; run `factbench eval --sets ... "
-                        f"--shard I/N --out {out}` for every I first")
-    counts = sorted({s.count for s in done})
-    if len(counts) > 1:
-        raise DataError(f"{out / SHARDS} mixes shards of {' and '.join(map(str, counts))}; keep one count")
-    count = counts[0]
-    missing = [str(Shard(i, count)) for i in range(count) if Shard(i, count) not in done]
-    if missing:
-        raise DataError(f"shard(s) {', '.join(missing)} of {out} are not finished; run them (or rerun them)")
-    summaries = [done[Shard(i, count)] for i in range(count)]
+    already = " (it holds a finished run: already merged?)" if (out / sample_logs.SUMMARY).is_file() else ""
+    count, summaries = in_order(finished(out), out,
+                                f"run `factbench eval --sets ... --shard I/N --out {out}` for every I first",
+                                rerun="run them (or rerun them)", none_note=already)
     first = summaries[0]
     for i, summary in enumerate(summaries[1:], 1):
         for key, why in _SAME:

@@ -95,6 +95,25 @@ def complete(done: dict) -> bool:
     return len(counts) == 1 and len(done) == counts.pop()
 
 
+def in_order(done: dict, out_dir: Path, first_run: str, rerun: str = "run them (or rerun: each resumes)",
+             none_note: str = "") -> tuple[int, list]:
+    """The shard count and the finished shards' states in shard order, if every shard of one count is done.
+
+    Refused in one line: no finished shard (`first_run` says what to run), shards of several counts,
+    or a count whose shards are not all finished.
+    """
+    if not done:
+        raise DataError(f"{out_dir / SHARDS} holds no finished shard{none_note}; {first_run}")
+    counts = sorted({s.count for s in done})
+    if len(counts) > 1:
+        raise DataError(f"{out_dir / SHARDS} mixes shards of {' and '.join(map(str, counts))}; keep one count")
+    count = counts[0]
+    missing = [str(Shard(i, count)) for i in range(count) if Shard(i, count) not in done]
+    if missing:
+        raise DataError(f"shard(s) {', '.join(missing)} of {out_dir} are not finished; {rerun}")
+    return count, [done[Shard(i, count)] for i in range(count)]
+
+
 class ReplayEngine:
     """The engine a merge runs under: the shards' recorded description, and nothing to generate."""
 
@@ -116,18 +135,8 @@ def merge(out_dir: Path | str) -> Path:
     from . import knowledge
 
     out_dir = Path(out_dir)
-    done = finished_shards(out_dir)
-    if not done:
-        raise DataError(f"{out_dir / SHARDS} holds no finished shard; run `factbench probe ... --shard I/N "
-                        f"--out {out_dir}` for every I first")
-    counts = sorted({s.count for s in done})
-    if len(counts) > 1:
-        raise DataError(f"{out_dir / SHARDS} mixes shards of {' and '.join(map(str, counts))}; keep one count")
-    count = counts[0]
-    missing = [str(Shard(i, count)) for i in range(count) if Shard(i, count) not in done]
-    if missing:
-        raise DataError(f"shard(s) {', '.join(missing)} of {out_dir} are not finished; run them (or rerun: each resumes)")
-    states = [done[Shard(i, count)] for i in range(count)]
+    count, states = in_order(finished_shards(out_dir), out_dir,
+                             f"run `factbench probe ... --shard I/N --out {out_dir}` for every I first")
     protocol, described = states[0]["probe_protocol"], states[0]["engine"]
     for i, state in enumerate(states[1:], 1):
         if state["probe_protocol"] != protocol:
