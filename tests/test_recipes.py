@@ -61,11 +61,15 @@ def make_model(out: Path, split_dir: Path, eos: bool = True) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("recipes")
+def tiny_world(root: Path) -> dict:
+    """A split and a tiny model over it in `root`: what every recipe test trains (module fixtures call this)."""
     split = make_split(root / "split")
     return {"root": root, "split": split, "model": make_model(root / "model", split)}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    return tiny_world(tmp_path_factory.mktemp("recipes"))
 
 
 def config(world, out, **extra):

@@ -4,7 +4,7 @@ never the Trainer's raw {'loss': ...} dictionaries, never the evaluation engine'
 import json
 
 import pytest
-from test_recipes import FAST, make_model, make_split
+from test_recipes import FAST, tiny_world
 
 from factbench.recipes import train
 from factbench.recipes.progress import epoch_line
@@ -12,9 +12,7 @@ from factbench.recipes.progress import epoch_line
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("progress")
-    split = make_split(root / "split")
-    return {"split": split, "model": make_model(root / "model", split)}
+    return tiny_world(tmp_path_factory.mktemp("progress"))
 
 
 def config(world, out, **extra):

@@ -10,7 +10,7 @@ import json
 
 import pytest
 from conftest import fill
-from test_recipes import FAST, make_model, make_split
+from test_recipes import FAST, tiny_world
 
 from factbench import models
 from factbench.cli import main
@@ -20,9 +20,7 @@ from factbench.recipes import RECIPES, load_config, train
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("settings")
-    split = make_split(root / "split")
-    return {"split": split, "model": make_model(root / "model", split)}
+    return tiny_world(tmp_path_factory.mktemp("settings"))
 
 
 def config(world, out, **extra):
