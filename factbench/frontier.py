@@ -374,13 +374,20 @@ class Replicates:
 
 # ---- the analysis -----------------------------------------------------------------------------------
 
-def default_levels(runs_by_variant: dict[str, list[Run]], protocol: str, learning: list[str]) -> tuple[list, list]:
-    """Up to 5 evenly spaced multiples of 0.05 in (highest first-point acquisition, lowest maximum acquisition]
-    over every seed of the learning variants, and that range; no levels when the range is empty."""
+def default_levels(runs_by_variant: dict[str, list[Run]], protocol: str, learning: list[str],
+                   reference: str | None = None) -> tuple[list, list]:
+    """Up to 5 evenly spaced multiples of 0.05 in (highest first-point acquisition over every seed of the
+    learning variants, lowest maximum acquisition over the reference's seeds], and that range; no levels
+    when the range is empty. The reference reaches every level; a variant that learns less is "not
+    reached" at the levels above its maximum (the levels do not shrink to the slowest learner's range,
+    where every recipe is still near its start). Without a learning reference: the lowest maximum over
+    every learning variant."""
     if not learning:
         return [], [None, None]
     acqs = [r.protocols[protocol]["new"].mean(axis=1) for v in learning for r in runs_by_variant[v]]
-    lo, hi = max(float(a[0]) for a in acqs), min(float(a.max()) for a in acqs)
+    tops = acqs if reference not in learning else [
+        r.protocols[protocol]["new"].mean(axis=1) for r in runs_by_variant[reference]]
+    lo, hi = max(float(a[0]) for a in acqs), min(float(a.max()) for a in tops)
     k_lo, k_hi = math.floor(lo / LEVEL_STEP + 1e-9) + 1, math.floor(hi / LEVEL_STEP + 1e-9)
     if k_lo > k_hi:
         return [], [lo, hi]
@@ -417,7 +424,7 @@ def _protocol(by_variant, protocol, reference, stability, levels, n_boot, seed, 
     learning = [v for v in variants if max_acq[v] >= LEARNING]
     non_learning = [v for v in variants if v not in learning]
     if levels is None:
-        levels, level_range = default_levels(by_variant, protocol, learning)
+        levels, level_range = default_levels(by_variant, protocol, learning, reference)
         source = "default"
         if not levels:
             notes.append("no default acquisition levels: " + (

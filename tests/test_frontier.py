@@ -249,14 +249,15 @@ def test_same_seed_same_numbers(tmp_path):
     assert da["value"] == dc["value"] and (da["low"], da["high"]) != (dc["low"], dc["high"])
 
 
-def test_default_levels_lie_inside_every_learning_variants_range(tmp_path):
+def test_default_levels_span_the_references_range_above_every_learning_start(tmp_path):
     write_run(tmp_path, "sft", [(0, 40), (8, 30), (16, 20)])  # 0% -> 80%
     write_run(tmp_path, "slow", [(2, 40), (6, 35), (12, 33), (13, 30)])  # 10% -> 65%
     write_run(tmp_path, "known-only", KNOWN_ONLY)  # does not learn: ignored for the range
     p = frontier.analyse(tmp_path, n_boot=BOOT)["protocols"]["4-shot"]
-    assert p["level_range"] == pytest.approx([0.1, 0.65])
-    assert p["levels"] == [0.15, 0.3, 0.4, 0.55, 0.65]
-    assert all(row["reached"] for v in p["learning"] for row in p["matched"][v])
+    assert p["level_range"] == pytest.approx([0.1, 0.8])
+    assert p["levels"] == [0.15, 0.3, 0.5, 0.65, 0.8]
+    assert all(row["reached"] for row in p["matched"]["sft"])
+    assert [row["reached"] for row in p["matched"]["slow"]] == [True, True, True, True, False]
 
 
 def test_seeds_with_different_lengths_use_the_common_prefix(tmp_path):

@@ -343,3 +343,16 @@ def test_outcomes_of_every_question_under_both_protocols_at_every_point(world, t
 def test_zero_shot_prompt_is_the_training_format():
     fact = data.load("dev", ["P19"])[0]
     assert prompts.build_prompt(fact, k=0) == f"Q: {fact.question}\nA:"
+
+
+def test_eval_guessable_false_asks_only_the_recalled_held_out_facts(monkeypatch, world):
+    from factbench import scorecard
+    from factbench.recipes.callbacks import EpochEvaluation
+
+    split = splits.load_split(world["split"])
+    held = [r["id"] for r in split.sets["heldout"]]
+    monkeypatch.setattr(scorecard, "guessable_ids", lambda s: ({held[0], held[2]}, "test"))
+    cfg = load_config(config(world, "x", eval_guessable=False, eval_limit=None))
+    ev = EpochEvaluation(split, None, cfg, Path("x") / "training_log.jsonl")
+    assert [f.id for f in ev.sets["heldout"]] == [h for i, h in enumerate(held) if i not in (0, 2)]
+    assert len(ev.sets["new"]) == sum(r["kind"] == "unknown" for r in split.sets["train"])  # other sets whole

@@ -79,7 +79,14 @@ class EpochEvaluation(TrainerCallback):
         self.first_point = first_point
         self.split = split
         self.protocols = list(config.eval_protocols)
-        self.sets = {name: question_sets.facts(name, split)[:config.eval_limit] for name in config.eval_sets}
+        self.sets = {name: question_sets.facts(name, split) for name in config.eval_sets}
+        if not config.eval_guessable:  # only the recalled facts of the sets of facts the base knew
+            from ..scorecard import guessable_ids
+
+            guessable = guessable_ids(split)[0] or set()
+            self.sets = {name: [f for f in facts if name not in ("heldout", "ood") or f.id not in guessable]
+                         for name, facts in self.sets.items()}
+        self.sets = {name: facts[:config.eval_limit] for name, facts in self.sets.items()}
         self.params = generation_params()
         self.rows: list[dict] = []
         self.points: list[Point] = []

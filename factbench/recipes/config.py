@@ -97,6 +97,8 @@ class RecipeConfig(TrainingArguments):
         eval_protocols: how the model is asked: `4-shot` (the base model's 4-shot prompt, the
             audit's protocol) and/or `0-shot` (`Q: {question}\nA:`, the training format, as
             Gekhman et al. ask fine-tunes) (default [4-shot]). Each has its own protocol hash.
+        eval_guessable: also ask the held-out (and OOD) facts a guess could answer (default true);
+            false asks only the recalled ones, where retention is measured (the frontier's).
         eval_limit: the first N questions of each set only (default all).
         eval_batch_size: batch size of the evaluation engine.
 
@@ -140,6 +142,7 @@ class RecipeConfig(TrainingArguments):
     eval_every_steps: int | None = None
     eval_sets: list[str] = field(default_factory=lambda: ["heldout", "new", "known_train"])
     eval_protocols: list[str] = field(default_factory=lambda: ["4-shot"])
+    eval_guessable: bool = True
     eval_limit: int | None = None
     eval_batch_size: int = 32
     # ---- output ----
