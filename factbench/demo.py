@@ -95,14 +95,15 @@ WORLDS = {
     "toy": World(name="toy", model="toy:demo", config="toy", overrides=(), split={"toy": "demo"}),
     # The frontier study (README, "The frontier study"): every recipe and the published method's deviations,
     # three seeds, at the largest scale the bundled 4,000-question P17 profile allows: every recalled fact
-    # held out (the Known training facts are guessable HighlyKnown ones), 300 + 300 training facts, the
-    # whole held-out and new sets asked under both protocols at every evaluation point.
+    # held out, the Known training facts MaybeKnown ones that are not guessable (the guessable HighlyKnown
+    # ones are 93% "United States of America": splits.py), 300 + 300 training facts, the whole held-out
+    # and new sets asked under both protocols at every evaluation point.
     "frontier": World(
         name="frontier", model="smollm2-135m", config="smollm2_demo", profile="smollm2-135m-p17-4000",
         overrides=("learning_rate=1e-4", "num_train_epochs=3", "per_device_train_batch_size=8",
                    "eval_limit=null", "eval_sets=[heldout,new]", "eval_protocols=[4-shot,0-shot]"),
         split={"known": 300, "unknown": 300, "heldout": None, "ood": 0, "relations": ("P17",),
-               "train_known": "guessable", "min_known_share": 0.0, "seed": 0},
+               "train_known": "maybe", "min_known_share": 0.0, "seed": 0},
         variants=("sft", "attention-only", "ffn-only", "sd-published", "sd-kl-all", "sd-student-base",
                   "l2-matched", "known-only"),
         seeds=(0, 1, 2), score_cards=False),

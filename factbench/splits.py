@@ -14,11 +14,14 @@ From a profile and a seed:
 `include_guessable=True` every HighlyKnown fact counts, guessable or not. "Unknown" is the SliCK
 Unknown category (never right, greedy or sampled).
 
-`train_known="guessable"` takes the Known *training* facts from the guessable HighlyKnown facts
-instead (right under every prompt, but a right answer could be guessed from the subject's name
-alone, so they say little about recall; the model still learns the answer format from them). That
-frees every recalled fact for the held-out set, where recall is what is measured: the split's
-manifest records the choice and the training rows keep their SliCK category.
+`train_known` says where the Known *training* facts come from when every recalled fact should be
+held out (the split's manifest records the choice; training rows keep their SliCK category):
+`known` (default: recalled facts, after the held-out set); `maybe`: MaybeKnown facts that are not
+guessable (right under some prompts, and not by a constant or subject-spelled guess); `guessable`:
+HighlyKnown facts a guess could answer. Mind what the latter teach: for SmolLM2-135M on P17, 369 of
+its 397 guessable HighlyKnown facts answer "United States of America" (the model's constant guess),
+so training on them teaches one answer, and Known-only SFT on 300 of them cut 4-shot retention of
+the held-out recalled facts to 38% in one epoch (README, "The frontier study").
 
 Same profile, settings and seed give byte-identical files.
 """
@@ -39,7 +42,7 @@ from .knowledge import Profile
 
 SPLIT_SCHEMA = 1
 SET_NAMES = ("train", "heldout", "ood")
-TRAIN_KNOWN = ("known", "guessable")
+TRAIN_KNOWN = ("known", "maybe", "guessable")
 
 
 @dataclass(frozen=True)
@@ -52,14 +55,14 @@ class SplitSettings:
     min_known_share: float = 0.3
     relations: tuple[str, ...] | None = None  # default: the profile's in-distribution relations
     include_guessable: bool = False
-    train_known: str = "known"  # or "guessable": Known training facts from guessable HighlyKnown ones
+    train_known: str = "known"  # or "maybe" / "guessable": Known training facts from other categories
 
     def __post_init__(self):
         if self.train_known not in TRAIN_KNOWN:
             raise FactbenchError(f"--train-known must be one of {', '.join(TRAIN_KNOWN)}, got {self.train_known!r}")
-        if self.train_known == "guessable" and self.include_guessable:
-            raise FactbenchError("--train-known guessable takes the guessable facts for training; it cannot be "
-                                 "combined with --include-guessable (which puts them in the held-out set)")
+        if self.train_known != "known" and self.include_guessable:
+            raise FactbenchError(f"--train-known {self.train_known} frees the recalled facts for the held-out set; it "
+                                 "cannot be combined with --include-guessable (which counts guessable facts as known)")
         for name in ("known", "unknown", "heldout", "ood"):
             if name == "heldout" and self.heldout is None:
                 continue
@@ -76,8 +79,10 @@ def is_known(row: dict, settings: SplitSettings) -> bool:
     return row["category"] == "HighlyKnown" if settings.include_guessable else row["known"]
 
 
-def is_guessable_known(row: dict) -> bool:
-    """HighlyKnown, but a right answer could be guessed (`train_known="guessable"` trains on these)."""
+def is_training_known(row: dict, settings: SplitSettings) -> bool:
+    """A Known training fact under `train_known` = maybe / guessable (see the module doc)."""
+    if settings.train_known == "maybe":
+        return row["category"] == "MaybeKnown" and not row["guessable"]
     return row["category"] == "HighlyKnown" and not row["known"]
 
 
@@ -122,7 +127,7 @@ def _make_split(profile: Profile, settings: SplitSettings, out_dir: Path) -> dic
 
     known_by_rel: dict[str, list[str]] = defaultdict(list)
     unknown_by_rel: dict[str, list[str]] = defaultdict(list)
-    guessable_by_rel: dict[str, list[str]] = defaultdict(list)
+    other_known_by_rel: dict[str, list[str]] = defaultdict(list)
     total_by_rel: dict[str, int] = defaultdict(int)
     for fid, row in rows.items():
         total_by_rel[row["relation"]] += 1
@@ -130,8 +135,8 @@ def _make_split(profile: Profile, settings: SplitSettings, out_dir: Path) -> dic
             known_by_rel[row["relation"]].append(fid)
         elif row["category"] == "Unknown":
             unknown_by_rel[row["relation"]].append(fid)
-        if is_guessable_known(row):
-            guessable_by_rel[row["relation"]].append(fid)
+        if settings.train_known != "known" and is_training_known(row, settings):
+            other_known_by_rel[row["relation"]].append(fid)
     share = {r: len(known_by_rel[r]) / total_by_rel[r] for r in candidates}
     kept = [r for r in candidates if share[r] >= settings.min_known_share]
     if not kept:
@@ -140,15 +145,16 @@ def _make_split(profile: Profile, settings: SplitSettings, out_dir: Path) -> dic
                              f"(best: {best} with {share[best]:.1%}); lower --min-known-share")
 
     rng = random.Random(settings.seed)
-    for lists in (known_by_rel, unknown_by_rel, guessable_by_rel):
+    for lists in (known_by_rel, unknown_by_rel, other_known_by_rel):
         for r in lists:
             lists[r].sort()
             rng.shuffle(lists[r])
 
     heldout = _take_even(kept, known_by_rel, settings.heldout, "held-out known facts", set(), facts)
     taken_subjects = {facts[f].subject for f in heldout} | {facts[f].question for f in heldout}
-    if settings.train_known == "guessable":
-        train_known = _take_even(kept, guessable_by_rel, settings.known, "guessable HighlyKnown training facts",
+    if settings.train_known != "known":
+        what = {"maybe": "MaybeKnown (not guessable)", "guessable": "guessable HighlyKnown"}[settings.train_known]
+        train_known = _take_even(kept, other_known_by_rel, settings.known, f"{what} training facts",
                                  taken_subjects, facts)
     else:
         train_known = _take_even(kept, known_by_rel, settings.known,

@@ -214,3 +214,10 @@ def test_known_training_facts_from_guessable_ones_free_every_recalled_fact_for_t
                                                        "heldout": len(recalled)}), tmp_path / "d")
     with pytest.raises(FactbenchError, match="cannot be combined"):
         splits.SplitSettings(train_known="guessable", include_guessable=True)
+    # maybe: MaybeKnown facts that are not guessable, also leaving every recalled fact held out
+    maybe = {r["id"] for r in p17.rows if r["category"] == "MaybeKnown" and not r["guessable"]}
+    splits.make_split(p17, splits.SplitSettings(**{**settings.__dict__, "train_known": "maybe"}), tmp_path / "m")
+    m = splits.load_split(tmp_path / "m")
+    assert {r["id"] for r in m.sets["heldout"]} == recalled
+    assert {r["id"] for r in m.sets["train"] if r["kind"] == "known"} <= maybe
+    assert {r["category"] for r in m.sets["train"] if r["kind"] == "known"} == {"MaybeKnown"}

@@ -70,10 +70,11 @@ def add_split(sub) -> None:
                    help="keep relations with at least this share of known facts (default: 0.3)")
     g.add_argument("--include-guessable", action="store_true",
                    help="count guessable HighlyKnown facts as known (default: excluded)")
-    g.add_argument("--train-known", choices=("known", "guessable"), default="known",
+    g.add_argument("--train-known", choices=("known", "maybe", "guessable"), default="known",
                    help="where the Known training facts come from: known (default: recalled facts, after the "
-                        "held-out set) or guessable (HighlyKnown facts whose answer could be guessed, which "
-                        "leaves every recalled fact for the held-out set)")
+                        "held-out set), maybe (MaybeKnown facts that are not guessable) or guessable "
+                        "(HighlyKnown facts a guess could answer: often one constant answer); the last two leave "
+                        "every recalled fact for the held-out set")
     p.set_defaults(func=split)
 
 
