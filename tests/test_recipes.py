@@ -322,6 +322,7 @@ def test_outcomes_of_every_question_under_both_protocols_at_every_point(world, t
     assert [r["epoch"] for r in log][3] == 1 and log[-1]["epoch"] == 2 and log[1]["loss"] is None
     outcomes = [json.loads(line) for line in (out / "eval_outcomes.jsonl").read_text().splitlines()]
     assert [(o["step"], o["protocol"]) for o in outcomes[:2]] == [(0, "4-shot"), (0, "0-shot")]
+    assert all(r["eval_seconds"] > 0 for r in log[1:])
     assert len(outcomes) == 2 * len(log)
     assert {o["protocol_hash"] for o in outcomes if o["protocol"] == "0-shot"} == {protocol_hash(protocol_of("0-shot"))}
     assert protocol_of("0-shot")["shots"] == 0 and protocol_of("4-shot") == question_protocol()

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,6 +99,7 @@ class EpochEvaluation(TrainerCallback):
     def evaluate(self, model) -> tuple[dict, dict]:
         """Accuracies (for the row) and outcomes of every set under every protocol, for `model` as it is now."""
         was_training = model.training
+        started = time.perf_counter()
         param = next(model.parameters())
         if self._engine is None or self._engine.model is not model:
             # The engine's dtype and device are the model's own, so building it moves and casts nothing.
@@ -119,6 +121,7 @@ class EpochEvaluation(TrainerCallback):
         first, *others = self.protocols
         row = dict(scores[first]) | {f"{name}_questions": len(facts) for name, facts in self.sets.items()}
         row["protocol"] = first
+        row["eval_seconds"] = round(time.perf_counter() - started, 2)  # what the evaluation adds to a run
         for protocol in others:
             row[PROTOCOLS[protocol][1]] = scores[protocol]
         return row, outcomes
