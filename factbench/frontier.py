@@ -65,8 +65,9 @@ DESCRIPTIONS = {
                "(a run already at the level at its first point gives that point's retention); mean over seeds; "
                "'not reached' when a seed never reaches it",
     "levels": "acquisition levels: given, or 5 evenly spaced multiples of 0.05 above the highest starting "
-              "acquisition and at most the lowest maximum acquisition of any seed of the learning variants "
-              "(mean maximum acquisition >= 0.2)",
+              "acquisition of any seed of the learning variants (mean maximum acquisition >= 0.2) and at most "
+              "the reference's lowest maximum over its seeds (the lowest of any learning variant without a "
+              "learning reference); a variant that learns less is 'not reached' above its maximum",
     "differences": "matched retention of the variant minus that of the reference, in absolute terms (positive: "
                    "keeps more facts); paired bootstrap; p_at_or_below_zero is the share of replicates with "
                    "difference <= 0",

@@ -76,7 +76,7 @@ def _protocol_md(summary: dict, name: str, p: dict) -> list[str]:
     lines.append("")
     if levels:
         how = "given" if p["levels_source"] == "given" else "default: evenly spaced multiples of 5% between the " \
-            "learning variants' highest start and lowest maximum acquisition"
+            "learning variants' highest start and the reference's lowest maximum acquisition"
         lines.append(f"Held-out recalled facts still right when a variant has learned the given share of new facts "
                      f"(acquisition levels {', '.join(map(_level, levels))}, {how}; linear interpolation between "
                      f"evaluation points, mean over seeds). Differences are in percentage points against {ref} "
