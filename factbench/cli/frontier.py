@@ -37,8 +37,9 @@ def add(sub) -> None:
     p.add_argument("--stability", default="known-only",
                    help="the variant whose final forgetting is the floor of 'share removed' (default: known-only)")
     p.add_argument("--levels", type=fraction, nargs="+", metavar="A",
-                   help="acquisition levels in (0, 1] (default: 5 evenly spaced multiples of 0.05 inside the range "
-                        "every learning variant covers)")
+                   help="acquisition levels in (0, 1] (default: 5 evenly spaced multiples of 0.05 above every "
+                        "learning variant's start, up to the reference's maximum; slower learners 'not reached' "
+                        "above theirs)")
     p.add_argument("--boot", type=positive_int, default=2000, help="bootstrap replicates (default: 2000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     p.set_defaults(func=frontier)
