@@ -367,8 +367,7 @@ def _run(world: str, w: World, variants: tuple[Variant, ...], chosen: tuple[Vari
         names = [v.name for v in finished]
         # sft is the reference when it was trained (--only may leave it out)
         summary_frontier = frontier.analyse(out, reference="sft" if "sft" in names else names[0])
-        frontier_files = frontier.write(out, summary_frontier)
-        written.extend(frontier_files)
+        written.extend(frontier.write(out, summary_frontier).values())
         text += ("\n\n" if text else "") + (out / "frontier" / "frontier.md").read_text(encoding="utf-8")
     write_text(out / "results.md", text + "\n")
     echo(text)

@@ -59,6 +59,7 @@ def test_demo_writes_every_stage(finished):
     # the frontier of the same runs, from their per-point outcomes
     front = json.loads((out / "frontier" / "frontier.json").read_text())
     assert set(front["variants"]) == set(names) and (out / "frontier" / "frontier.png").is_file()
+    assert str(out / "frontier" / "frontier.png") in summary["files"]  # paths, not the files' kinds
     assert "## 4-shot" in table
 
 
