@@ -126,10 +126,6 @@ class EpochEvaluation(TrainerCallback):
             row[PROTOCOLS[protocol][1]] = scores[protocol]
         return row, outcomes
 
-    def accuracies(self, model) -> dict:
-        """The row's accuracies and question counts for `model` as it is now (every protocol)."""
-        return self.evaluate(model)[0]
-
     def last_point(self) -> Point | None:
         return self.points[-1] if self.points else None
 
