@@ -29,9 +29,10 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from . import answer_sources, knowledge, leaderboard, scorecard, splits
+from . import answer_sources, fine_tune_jobs, knowledge, leaderboard, scorecard, splits
 from .errors import FactbenchError, WriteError
 from .files import atomic_path, make_dirs, output_lock, write_json, write_text
+from .fine_tune_jobs import Job
 
 DEMO_SCHEMA = 1
 
@@ -83,10 +84,11 @@ WORLDS = {
     # learn ~90% of the new facts and small enough for 15 minutes on two CPU cores; self-distillation
     # with the KL on every token learned 70% of them, with the KL on answer tokens only (the
     # published default) 41%, for about the same forgetting. Per-epoch evaluation (the frontier) is cut
-    # to 50 recalled held-out and 50 new questions, under both protocols; the score cards use every question.
+    # to 30 recalled held-out and 30 new questions, under both protocols, to keep the demo within 15
+    # minutes on 2 cores (BENCHMARKS.md); the score cards use every question.
     "smollm2": World(
         name="smollm2", model="smollm2-135m", config="smollm2_demo", profile="smollm2-135m-p17",
-        overrides=("learning_rate=1e-4", "num_train_epochs=4", "kl_on=all", "eval_limit=50",
+        overrides=("learning_rate=1e-4", "num_train_epochs=4", "kl_on=all", "eval_limit=30",
                    "eval_sets=[heldout,new]", "eval_protocols=[4-shot,0-shot]", "eval_guessable=false"),
         split={"known": 80, "unknown": 80, "heldout": 200, "ood": 0, "relations": ("P17",),
                "include_guessable": True, "min_known_share": 0.0, "seed": 0},
@@ -209,25 +211,36 @@ def model_dir(world: World, variant: Variant, seed: int, out: Path) -> Path:
     return folder if len(world.seeds) == 1 else folder / f"seed-{seed}"
 
 
-def train(world: World, variant: Variant, split_dir: Path, out: Path, echo=print, seed: int | None = None) -> Path:
-    from . import recipes
-
+def plan(world: World, variant: Variant, split_dir: Path, out: Path, echo=print,
+         seed: int | None = None) -> tuple[Path, Job | None]:
+    """Where a fine-tune goes, and the `factbench train` job that makes it (None: finished, reused)."""
     seed = world.seeds[0] if seed is None else seed
     target = model_dir(world, variant, seed, out)
     name = variant.name if len(world.seeds) == 1 else f"{variant.name} (seed {seed})"
     if (_read_json(target / "recipe_card.json") or {}).get("recipe") == variant.recipe:
         echo(f"  {name}: reusing {target}")
-        return target
+        return target, None
     if target.exists():
         echo(f"  {name}: {target} is not a finished fine-tune (interrupted?): training it again")
         shutil.rmtree(target)
-    echo(f"  {name}: {variant.what}")
     # The world's seed list decides the training seed (data order, initialisation of anything new).
     seeded = (f"seed={seed}",) if len(world.seeds) > 1 or seed != 0 else ()
-    overrides = [f"model={world.model}", f"split_dir={split_dir}", *world.overrides, *variant.overrides, *seeded,
-                 f"output_dir={target}", "overwrite=true"]
-    recipes.train(variant.recipe, world.config, overrides)
-    return target
+    overrides = (f"model={world.model}", f"split_dir={split_dir}", *world.overrides, *variant.overrides, *seeded,
+                 f"output_dir={target}", "overwrite=true")
+    return target, Job(name, variant.recipe, world.config, overrides)
+
+
+def job_count(jobs: int | None, pending: int) -> tuple[int, int]:
+    """(fine-tunes at a time, CPU threads each): `jobs`, or on a CPU as many as there are free threads."""
+    from . import threads
+
+    total = threads.chosen().threads
+    if jobs is None:
+        import torch
+
+        jobs = 1 if torch.cuda.is_available() else total  # one GPU: one fine-tune at a time
+    count = max(1, min(jobs, pending))
+    return count, max(1, total // count)
 
 
 def answers(spec: str, role: str, split, where: Path) -> answer_sources.Answers:
@@ -277,8 +290,11 @@ def publish(cards: dict[str, dict], out: Path) -> list[Path]:
 
 def run(world: str = "smollm2", out: Path = Path("runs/demo"), fresh: bool = False, echo=print,
         settings: list[str] | tuple[str, ...] = (), only: list[str] | tuple[str, ...] | None = None,
-        seeds: list[int] | tuple[int, ...] | None = None) -> dict:
+        seeds: list[int] | tuple[int, ...] | None = None, jobs: int | None = None) -> dict:
     """The whole loop; `settings` (KEY=VALUE training settings) apply to every fine-tune.
+
+    `jobs`: fine-tunes trained at once, each a `factbench train` process with its share of the CPU
+    threads (fine_tune_jobs); None: as many as there are free threads on a CPU, one on a GPU.
 
     `only` (fine-tune names) and `seeds` pick what this call trains among the world's; they are not
     settings, so a later call into the same OUT can train the rest, and the report covers every
@@ -308,7 +324,7 @@ def run(world: str = "smollm2", out: Path = Path("runs/demo"), fresh: bool = Fal
     make_dirs(out)
     try:
         with output_lock(out, "--out"):
-            return _run(world, w, variants, chosen, tuple(seeds or w.seeds), record, out, fresh, echo)
+            return _run(world, w, variants, chosen, tuple(seeds or w.seeds), record, out, fresh, echo, jobs)
     except BaseException:
         if created and {p.name for p in _contents(out)} <= {"demo.json"}:
             shutil.rmtree(out, ignore_errors=True)  # nothing done yet: leave no empty folder behind
@@ -316,7 +332,7 @@ def run(world: str = "smollm2", out: Path = Path("runs/demo"), fresh: bool = Fal
 
 
 def _run(world: str, w: World, variants: tuple[Variant, ...], chosen: tuple[Variant, ...], seeds: tuple[int, ...],
-         record: dict, out: Path, fresh: bool, echo) -> dict:
+         record: dict, out: Path, fresh: bool, echo, jobs: int | None = None) -> dict:
     if fresh:
         check_out(out, record, fresh)  # again, under the lock: still a demo run (or empty)
         for p in _contents(out):
@@ -336,10 +352,23 @@ def _run(world: str, w: World, variants: tuple[Variant, ...], chosen: tuple[Vari
 
     runs = len(chosen) * len(seeds)
     stage("train", f"train {runs} fine-tune{'s' * (runs != 1)} of {w.model} ({w.config} config + {world} settings)")
-    model_dirs = {}
+    model_dirs, pending = {}, []
     for seed in seeds:
         for v in chosen:
-            model_dirs[(v.name, seed)] = train(w, v, split_dir, out, echo, seed=seed)
+            model_dirs[(v.name, seed)], job = plan(w, v, split_dir, out, echo, seed=seed)
+            if job is not None:
+                pending.append((v, job))
+    count, per_job = job_count(jobs, len(pending))
+    if count > 1:
+        for v, job in pending:
+            echo(f"  {job.name}: {v.what}")
+        fine_tune_jobs.run([job for _, job in pending], count, per_job, out / "logs", echo)
+    else:
+        from . import recipes
+
+        for v, job in pending:
+            echo(f"  {job.name}: {v.what}")
+            recipes.train(job.recipe, job.config, list(job.overrides))
     written = []
     cards = {}
     if w.score_cards:

@@ -36,6 +36,12 @@ def worker_argv(argv: list[str], index: int, count: int) -> list[str]:
     return [*out, "--shard", f"{index}/{count}"]
 
 
+def last_error(log: Path) -> str:
+    """The line of a failed process's log that says why: its last line naming an error, else its last line."""
+    lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    return next((ln for ln in reversed(lines) if "error" in ln.lower()), lines[-1] if lines else "no output").strip()
+
+
 def run(argv: list[str], count: int, out_dir: Path) -> None:
     """Run `factbench <argv>` as `count` shard processes; each one's stderr goes to a log beside its shard."""
     choice = threads.chosen()
@@ -61,10 +67,9 @@ def run(argv: list[str], count: int, out_dir: Path) -> None:
         raise
     if failed:
         i = failed[0]
-        lines = (logs / f"{i}-of-{count}.log").read_text(encoding="utf-8", errors="replace").splitlines()
-        last = next((ln for ln in reversed(lines) if "error" in ln), lines[-1] if lines else "no output")
+        last = last_error(logs / f"{i}-of-{count}.log")
         raise FactbenchError(f"worker(s) {', '.join(f'{j}/{count}' for j in failed)} failed (shard {i}/{count}: "
-                             f"{last.strip()}); rerun the same command: finished work resumes")
+                             f"{last}); rerun the same command: finished work resumes")
 
 
 def probe(count: int, out_dir: Path | str, argv: list[str]):

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from factbench import demo, scorecard
+from factbench import demo, fine_tune_jobs, scorecard
 from factbench.cli import main
 from factbench.errors import FactbenchError
 
@@ -297,3 +297,46 @@ def test_only_and_seeds_select_without_changing_the_settings(tmp_path, monkeypat
     assert front["seeds"] == {"sft": [1], "known-only": [1]}
     with pytest.raises(FactbenchError, match="not the world's"):
         demo.run("toy", out, echo=lambda *a: None, seeds=[7])
+
+
+# ---- fine-tunes side by side (--jobs N, fine_tune_jobs): the same runs as one by one ------------------
+
+def _logs(out, name):
+    """A fine-tune's training log and per-question outcomes, without timings (they differ between runs)."""
+    folder = out / "models" / name
+    rows = [json.loads(line) for line in (folder / "training_log.jsonl").read_text().splitlines()]
+    for row in rows:
+        row.pop("eval_seconds", None)
+    return rows, (folder / "eval_outcomes.jsonl").read_text()
+
+
+def test_side_by_side_trains_the_same_fine_tunes(tmp_path, monkeypatch, tiny_world_module, capsys):
+    world = demo.World(**{**TINY.__dict__, "variants": ("sft", "known-only"), "score_cards": False})
+    monkeypatch.setitem(demo.WORLDS, "toy", world)
+    lines = []
+    one = demo.run("toy", tmp_path / "one", echo=lambda *a: None, jobs=1)
+    two = demo.run("toy", tmp_path / "two", echo=lines.append, jobs=2)
+    assert one["trained"] == two["trained"] == ["sft seed 0", "known-only seed 0"]
+    for name in ("sft", "known-only"):
+        assert _logs(tmp_path / "one", name) == _logs(tmp_path / "two", name)
+        log = (tmp_path / "two" / "logs" / f"{name}.log").read_text()
+        assert "wrote the model" in log  # the job's whole output is kept
+    assert any("2 at a time x 1 CPU thread(s)" in line for line in lines)
+    shown = [line for line in lines + capsys.readouterr().err.splitlines() if line.startswith("  [known-only] ")]
+    assert any("epoch 1/1" in line for line in shown) and not any("Loading" in line for line in shown)
+    # a rerun finds both finished and trains nothing
+    again = []
+    demo.run("toy", tmp_path / "two", echo=again.append, jobs=2)
+    assert sum("reusing" in line and "models" in line for line in again) == 2
+
+
+def test_a_failed_job_is_one_line_and_the_others_finish(tmp_path, tiny_world_module):
+    good_dir, bad_dir = tmp_path / "good", tmp_path / "bad"
+    split = demo.make_split(TINY, tmp_path, echo=lambda *a: None)
+    common = ("model=toy:tiny", f"split_dir={split}", *TINY.overrides)
+    jobs = [fine_tune_jobs.Job("bad", "sft", "toy", (*common, f"output_dir={bad_dir}", "trainable=nothing_matches")),
+            fine_tune_jobs.Job("good", "known-only", "toy", (*common, f"output_dir={good_dir}"))]
+    with pytest.raises(FactbenchError, match=r"fine-tune\(s\) bad failed .*log .*bad\.log.*rerun") as e:
+        fine_tune_jobs.run(jobs, 2, 1, tmp_path / "logs", echo=lambda *a: None)
+    assert "\n" not in str(e.value)
+    assert (good_dir / "recipe_card.json").is_file() and not (bad_dir / "recipe_card.json").exists()

@@ -81,10 +81,12 @@ class EpochEvaluation(TrainerCallback):
         self.split = split
         self.protocols = list(config.eval_protocols)
         self.sets = {name: question_sets.facts(name, split) for name in config.eval_sets}
-        if not config.eval_guessable:  # only the recalled facts of the sets of facts the base knew
-            from ..scorecard import guessable_ids
+        from ..scorecard import guessable_ids
 
-            guessable = guessable_ids(split)[0] or set()
+        # read once: which held-out facts the base could guess (None when the split cannot say), and why
+        self._guessable, self._guessable_note = guessable_ids(split)
+        if not config.eval_guessable:  # only the recalled facts of the sets of facts the base knew
+            guessable = self._guessable or set()
             self.sets = {name: [f for f in facts if name not in ("heldout", "ood") or f.id not in guessable]
                          for name, facts in self.sets.items()}
         self.sets = {name: facts[:config.eval_limit] for name, facts in self.sets.items()}
@@ -151,9 +153,7 @@ class EpochEvaluation(TrainerCallback):
                 for p in self.points for protocol in self.protocols if protocol in p.outcomes])
 
     def _questions(self) -> dict:
-        from ..scorecard import guessable_ids
-
-        guessable, note = guessable_ids(self.split)
+        guessable, note = self._guessable, self._guessable_note
         sets = {}
         for name, facts in self.sets.items():
             flags = None
