@@ -22,6 +22,7 @@ Worlds:
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -230,6 +231,39 @@ def plan(world: World, variant: Variant, split_dir: Path, out: Path, echo=print,
     return target, Job(name, variant.recipe, world.config, overrides)
 
 
+# Training stages per recipe: self-distillation and the L2 anchor (its stage-1 teacher) train twice.
+STAGES = {"selfdistill": 2, "l2anchor": 2}
+
+
+def _answer_job(spec: str, role: str, split_dir: str, where: str) -> None:
+    """One model's answers, in a child process of answer_side_by_side."""
+    answers(spec, role, splits.load_split(Path(split_dir)), Path(where))
+
+
+def answer_side_by_side(todo: list[tuple[str, str, Path]], split_dir: Path, count: int, threads: int,
+                        echo=print) -> None:
+    """Models' answers to the split's sets, `count` child processes at a time; each is kept where `answers` reads it."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    todo = [t for t in todo if not t[2].is_dir()]  # kept answers are read (or, if damaged, made again) by `answers`
+    if len(todo) < 2:
+        return
+    count = min(count, len(todo))
+    echo(f"  answering with {len(todo)} models, {count} at a time x {threads} CPU thread(s) each")
+    # The children read these when they start (spawned: nothing inherited but the environment); two
+    # answer bars on one console line would be unreadable, so they draw none.
+    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "TQDM_DISABLE")}
+    os.environ.update(OMP_NUM_THREADS=str(threads), TQDM_DISABLE="1")
+    try:
+        with ProcessPoolExecutor(max_workers=count, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for done in [pool.submit(_answer_job, spec, role, str(split_dir), str(where)) for spec, role, where in todo]:
+                done.result()
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+
+
 def job_count(jobs: int | None, pending: int) -> tuple[int, int]:
     """(fine-tunes at a time, CPU threads each): `jobs`, or on a CPU as many as there are free threads."""
     from . import threads
@@ -358,7 +392,8 @@ def _run(world: str, w: World, variants: tuple[Variant, ...], chosen: tuple[Vari
             model_dirs[(v.name, seed)], job = plan(w, v, split_dir, out, echo, seed=seed)
             if job is not None:
                 pending.append((v, job))
-    count, per_job = job_count(jobs, len(pending))
+    count, per_job = job_count(jobs, max(len(pending), len(model_dirs) + 1 if w.score_cards else 0))
+    pending.sort(key=lambda p: -STAGES.get(p[1].recipe, 1))  # the longest first: the last to finish is a short one
     if count > 1:
         for v, job in pending:
             echo(f"  {job.name}: {v.what}")
@@ -373,6 +408,11 @@ def _run(world: str, w: World, variants: tuple[Variant, ...], chosen: tuple[Vari
     cards = {}
     if w.score_cards:
         stage("score", "score each fine-tune against the base on the held-out, new and known-train questions")
+        if count > 1:  # the models' answers side by side, as the fine-tunes were trained
+            answer_side_by_side([(w.model, "base", out / "answers" / "base")] +
+                                [(str(d), "tuned", out / "answers" / name) for (name, _), d in model_dirs.items()
+                                 if _read_json(out / "cards" / f"{name}.json") is None],
+                                split_dir, count, per_job, echo)
         base = answers(w.model, "base", split, out / "answers" / "base")
         cards = {name: score(name, d, base, split, out, echo) for (name, _), d in model_dirs.items()}
 

@@ -311,23 +311,31 @@ def _logs(out, name):
 
 
 def test_side_by_side_trains_the_same_fine_tunes(tmp_path, monkeypatch, tiny_world_module, capsys):
-    world = demo.World(**{**TINY.__dict__, "variants": ("sft", "known-only"), "score_cards": False})
+    world = demo.World(**{**TINY.__dict__, "variants": ("sft", "self-distillation", "known-only")})
     monkeypatch.setitem(demo.WORLDS, "toy", world)
     lines = []
     one = demo.run("toy", tmp_path / "one", echo=lambda *a: None, jobs=1)
     two = demo.run("toy", tmp_path / "two", echo=lines.append, jobs=2)
-    assert one["trained"] == two["trained"] == ["sft seed 0", "known-only seed 0"]
-    for name in ("sft", "known-only"):
+    assert one["trained"] == two["trained"] == ["sft seed 0", "self-distillation seed 0", "known-only seed 0"]
+    for name in ("sft", "self-distillation", "known-only"):
         assert _logs(tmp_path / "one", name) == _logs(tmp_path / "two", name)
         log = (tmp_path / "two" / "logs" / f"{name}.log").read_text()
         assert "wrote the model" in log  # the job's whole output is kept
-    assert any("2 at a time x 1 CPU thread(s)" in line for line in lines)
+        # the answers were asked side by side too: every question's outcome as one by one
+        cards = [json.loads((tmp_path / run / "cards" / f"{name}.json").read_text()) for run in ("one", "two")]
+        assert cards[0]["outcomes"] == cards[1]["outcomes"]
+    assert one["results"] == two["results"]
+    assert [line.split(":")[0] for line in lines if line.endswith("the stability reference")] == ["  known-only"]
+    assert lines.index(next(x for x in lines if x.startswith("  self-distillation:"))) < \
+        lines.index(next(x for x in lines if x.startswith("  sft:")))  # two-stage recipes start first
+    assert any("3 fine-tunes, 2 at a time x 1 CPU thread(s)" in line for line in lines)
+    assert any("answering with 4 models, 2 at a time" in line for line in lines)
     shown = [line for line in lines + capsys.readouterr().err.splitlines() if line.startswith("  [known-only] ")]
     assert any("epoch 1/1" in line for line in shown) and not any("Loading" in line for line in shown)
     # a rerun finds both finished and trains nothing
     again = []
     demo.run("toy", tmp_path / "two", echo=again.append, jobs=2)
-    assert sum("reusing" in line and "models" in line for line in again) == 2
+    assert sum("reusing" in line and "models" in line for line in again) == 3
 
 
 def test_a_failed_job_is_one_line_and_the_others_finish(tmp_path, tiny_world_module):
