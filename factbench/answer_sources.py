@@ -311,7 +311,8 @@ def check_model_spec(spec: str, role: str, revision: str | None = None) -> None:
 
 def answer_with_model(spec: str, role: str, split: Split, *, engine: str = "hf", revision: str | None = None,
                       dtype: str = "auto", batch_size: int | None = None, limit: int | None = None,
-                      same_questions_as: Answers | None = None, save_to: Path | None = None, echo=print) -> Answers:
+                      same_questions_as: Answers | None = None, save_to: Path | None = None, echo=print,
+                      progress: bool = True) -> Answers:
     """Run the model on the split sets with factbench's engine (as `eval --sets`) and read the answers back.
 
     With `same_questions_as` (the other side's answers), only the questions that side answered are
@@ -328,7 +329,7 @@ def answer_with_model(spec: str, role: str, split: Split, *, engine: str = "hf",
             raise ScoreError(f"--limit must be at least 1, got {limit}")
         docs = {name: d[:limit] for name, d in docs.items()}
     echo(f"answering the factforget sets with the {role} model {spec} ...")
-    runner = make_engine(engine, spec, revision=revision, dtype=dtype, batch_size=batch_size)
+    runner = make_engine(engine, spec, revision=revision, dtype=dtype, batch_size=batch_size, progress=progress)
     if save_to is not None:
         answer_sets(runner, docs, split, out=save_to, echo=echo)
         return read_answers(save_to, role)

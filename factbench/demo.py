@@ -237,7 +237,7 @@ STAGES = {"selfdistill": 2, "l2anchor": 2}
 
 def _answer_job(spec: str, role: str, split_dir: str, where: str) -> None:
     """One model's answers, in a child process of answer_side_by_side."""
-    answers(spec, role, splits.load_split(Path(split_dir)), Path(where))
+    answers(spec, role, splits.load_split(Path(split_dir)), Path(where), progress=False)  # bars side by side: unreadable
 
 
 def answer_side_by_side(todo: list[tuple[str, str, Path]], split_dir: Path, count: int, threads: int,
@@ -251,10 +251,9 @@ def answer_side_by_side(todo: list[tuple[str, str, Path]], split_dir: Path, coun
         return
     count = min(count, len(todo))
     echo(f"  answering with {len(todo)} models, {count} at a time x {threads} CPU thread(s) each")
-    # The children read these when they start (spawned: nothing inherited but the environment); two
-    # answer bars on one console line would be unreadable, so they draw none.
-    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "TQDM_DISABLE")}
-    os.environ.update(OMP_NUM_THREADS=str(threads), TQDM_DISABLE="1")
+    # The children read their thread count when they start (spawned: nothing inherited but the environment).
+    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS",)}
+    os.environ.update(OMP_NUM_THREADS=str(threads))
     try:
         with ProcessPoolExecutor(max_workers=count, mp_context=multiprocessing.get_context("spawn")) as pool:
             for done in [pool.submit(_answer_job, spec, role, str(split_dir), str(where)) for spec, role, where in todo]:
@@ -277,7 +276,7 @@ def job_count(jobs: int | None, pending: int) -> tuple[int, int]:
     return count, max(1, total // count)
 
 
-def answers(spec: str, role: str, split, where: Path) -> answer_sources.Answers:
+def answers(spec: str, role: str, split, where: Path, progress: bool = True) -> answer_sources.Answers:
     """The model's answers to the split's sets, kept in `where` (written aside, then moved in: complete or absent).
 
     Answers kept by an earlier run that no longer read (a damaged file) are asked again.
@@ -289,7 +288,7 @@ def answers(spec: str, role: str, split, where: Path) -> answer_sources.Answers:
         except FactbenchError:
             pass  # made again below; the damaged folder is replaced only once the new one is complete
     with _written(where) as tmp:
-        answer_sources.answer_with_model(spec, role, split, save_to=tmp, echo=lambda *a: None)
+        answer_sources.answer_with_model(spec, role, split, save_to=tmp, echo=lambda *a: None, progress=progress)
     return answer_sources.read_answers(where, role)
 
 

@@ -1,8 +1,9 @@
 """Several fine-tunes at once: each one a `factbench train` process with its share of the CPU threads.
 
-On a CPU a 135M-parameter model uses its threads poorly: one SmolLM2 training step took 2.7 s
-with 2 threads and 3.6 s with 1 (BENCHMARKS.md, "The demo's fine-tunes in parallel"), so two
-fine-tunes side by side, one thread each, get through about 1.5 times the steps. `factbench demo`
+On a CPU a 135M-parameter model uses its threads poorly: one SmolLM2 training step took 1.87 s
+with 2 threads and 3.26 s with 1 (BENCHMARKS.md, "`factbench demo` wall time"), so two fine-tunes
+side by side, one thread each, get through 1.15 times the steps (about 1.26 times over the whole
+demo, an estimate). `factbench demo`
 trains its fine-tunes this way (`--jobs`). Each job is exactly the `factbench train` command a user
 would run by hand (same recipe, config and settings), so its results do not depend on how many run
 beside it, beyond what the number of threads changes in floating-point sums.

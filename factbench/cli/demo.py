@@ -21,7 +21,7 @@ def add(sub) -> None:
                        "matched acquisition) and save plots. A rerun reuses every finished stage. The `frontier` world "
                        "is the full study: every recipe and the published method's deviations, three seeds.",
                        epilog="worlds:\n  smollm2  SmolLM2-135M-Instruct (bundled) and its bundled P17 knowledge "
-                       "profile (11 min on 2 idle cores when last timed, before the 0-shot points)\n  toy      the toy world, a tiny model whose knowledge is decided "
+                       "profile (14 min on 2 idle cores)\n  toy      the toy world, a tiny model whose knowledge is decided "
                        "by construction (~2 min)\n  frontier the frontier study on SmolLM2: 8 fine-tunes x 3 seeds at 300 + 300 "
                        "training facts, every recalled P17 fact held out, 4-shot and 0-shot (hours: run it in parts "
                        "with --only / --seeds; each part is kept)\n\nexamples:\n  factbench demo\n"
