@@ -118,6 +118,9 @@ def test_bad_input(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as e:
         main(["demo", "--world", "mars"])
     assert e.value.code == 2
+    with pytest.raises(SystemExit) as e:
+        main(["demo", "--world", "toy", "--jobs", "0", "--out", str(tmp_path / "none")])
+    assert e.value.code == 2 and "--jobs" in capsys.readouterr().err and not (tmp_path / "none").exists()
     stranger = tmp_path / "mine"
     stranger.mkdir()
     (stranger / "notes.txt").write_text("keep me")

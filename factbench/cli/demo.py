@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import formatter
+from .common import formatter, positive_int
 
 FINE_TUNES = ["sft", "attention-only", "self-distillation", "known-only", "ffn-only", "sd-published", "sd-kl-all",
               "sd-student-base", "l2-matched"]  # demo.VARIANT_NAMES (a test checks), without importing torch
@@ -40,7 +40,7 @@ def add(sub) -> None:
                    help="train only these of the world's fine-tunes (the report covers every finished one)")
     p.add_argument("--seeds", nargs="+", type=int, metavar="N",
                    help="train only these of the world's seeds (frontier: 0 1 2)")
-    p.add_argument("--jobs", type=int, metavar="N",
+    p.add_argument("--jobs", type=positive_int, metavar="N",
                    help="fine-tunes trained at once, each its own `factbench train` process with its share of the "
                    "CPU threads (default: as many as there are free threads on a CPU, one on a GPU; 1: one after "
                    "another in this process, with a progress bar per training stage)")
@@ -51,7 +51,5 @@ def run_demo(args) -> None:
     from .. import demo
 
     out = args.out or Path("runs/demo" if args.world == "smollm2" else f"runs/demo-{args.world}")
-    if args.jobs is not None and args.jobs < 1:
-        raise SystemExit("factbench demo: error: --jobs must be at least 1")
     demo.run(world=args.world, out=out, fresh=args.fresh, settings=args.settings, only=args.only, seeds=args.seeds,
              jobs=args.jobs)
