@@ -252,15 +252,17 @@ def answer_side_by_side(todo: list[tuple[str, str, Path]], split_dir: Path, coun
     count = min(count, len(todo))
     echo(f"  answering with {len(todo)} models, {count} at a time x {threads} CPU thread(s) each")
     # The children read their thread count when they start (spawned: nothing inherited but the environment).
-    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS",)}
-    os.environ.update(OMP_NUM_THREADS=str(threads))
+    saved = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = str(threads)
     try:
         with ProcessPoolExecutor(max_workers=count, mp_context=multiprocessing.get_context("spawn")) as pool:
             for done in [pool.submit(_answer_job, spec, role, str(split_dir), str(where)) for spec, role, where in todo]:
                 done.result()
     finally:
-        for k, v in saved.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+        if saved is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = saved
 
 
 def job_count(jobs: int | None, pending: int) -> tuple[int, int]:
@@ -393,16 +395,14 @@ def _run(world: str, w: World, variants: tuple[Variant, ...], chosen: tuple[Vari
                 pending.append((v, job))
     count, per_job = job_count(jobs, max(len(pending), len(model_dirs) + 1 if w.score_cards else 0))
     pending.sort(key=lambda p: -STAGES.get(p[1].recipe, 1))  # the longest first: the last to finish is a short one
-    if count > 1:
-        for v, job in pending:
-            echo(f"  {job.name}: {v.what}")
-        fine_tune_jobs.run([job for _, job in pending], count, per_job, out / "logs", echo)
-    else:
-        from . import recipes
+    from . import recipes
 
-        for v, job in pending:
-            echo(f"  {job.name}: {v.what}")
+    for v, job in pending:
+        echo(f"  {job.name}: {v.what}")
+        if count == 1:  # one at a time, in this process: each one's line comes just before its training
             recipes.train(job.recipe, job.config, list(job.overrides))
+    if count > 1:
+        fine_tune_jobs.run([job for _, job in pending], count, per_job, out / "logs", echo)
     written = []
     cards = {}
     if w.score_cards:
