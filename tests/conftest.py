@@ -15,9 +15,10 @@ from factbench.question_sets import SPLIT_SETS as SETS  # noqa: E402
 torch.set_num_threads(1)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def factbench_cache(tmp_path_factory):
-    """One cache folder for the whole test run (converted SmolLM2, toy worlds).
+    """One cache folder for the whole test run (converted SmolLM2, toy worlds, base models' answers):
+    no test writes to ~/.cache.
 
     CI sets FACTBENCH_CACHE to reuse conversions across runs; otherwise a fresh temp folder."""
     path = os.environ.get("FACTBENCH_CACHE") or str(tmp_path_factory.mktemp("factbench-cache"))

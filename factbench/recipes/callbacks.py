@@ -77,6 +77,7 @@ class EpochEvaluation(TrainerCallback):
         self.before = config.eval_before_training
         self.every = config.eval_every_steps
         self.batch_size = config.eval_batch_size
+        self.reuse_base = config.eval_reuse_base_answers
         self.first_point = first_point
         self.split = split
         self.protocols = list(config.eval_protocols)
@@ -98,8 +99,12 @@ class EpochEvaluation(TrainerCallback):
 
     # ---- evaluation ----------------------------------------------------------------------------
 
-    def evaluate(self, model) -> tuple[dict, dict]:
-        """Accuracies (for the row) and outcomes of every set under every protocol, for `model` as it is now."""
+    def evaluate(self, model, base: bool = False) -> tuple[dict, dict]:
+        """Accuracies (for the row) and outcomes of every set under every protocol, for `model` as it is now.
+
+        `base`: `model` is the untrained base; its answers come from (or go to) the cache of
+        base_answers.py unless `eval_reuse_base_answers` is off.
+        """
         was_training = model.training
         started = time.perf_counter()
         param = next(model.parameters())
@@ -107,13 +112,18 @@ class EpochEvaluation(TrainerCallback):
             # The engine's dtype and device are the model's own, so building it moves and casts nothing.
             self._engine = engine_for(model, self.tokenizer, batch_size=self.batch_size,
                                       dtype=_DTYPE_NAMES.get(param.dtype, "float32"), device=str(param.device))
+        engine = self._engine
+        if base and self.reuse_base:
+            from .base_answers import ReusingEngine
+
+            engine = ReusingEngine(self._engine)
         scores, outcomes = {}, {}
         for protocol in self.protocols:
             shots = PROTOCOLS[protocol][0]
             accuracy, bits = {}, {}
             for name, facts in self.sets.items():
                 if facts:
-                    records = asking.answer(self._engine, facts, params=self.params, shots=shots).records
+                    records = asking.answer(engine, facts, params=self.params, shots=shots).records
                     bits[name] = "".join("1" if r["em"] else "0" for r in records)
                     accuracy[f"{name}_accuracy"] = bits[name].count("1") / len(facts)
                 else:
@@ -124,6 +134,9 @@ class EpochEvaluation(TrainerCallback):
         row = dict(scores[first]) | {f"{name}_questions": len(facts) for name, facts in self.sets.items()}
         row["protocol"] = first
         row["eval_seconds"] = round(time.perf_counter() - started, 2)  # what the evaluation adds to a run
+        if engine is not self._engine:  # how this row's answers were made: read back, or generated now
+            row["base_answers"] = ("reused" if not engine.generated else "generated" if not engine.reused
+                                   else "partly reused")
         for protocol in others:
             row[PROTOCOLS[protocol][1]] = scores[protocol]
         return row, outcomes
@@ -165,11 +178,11 @@ class EpochEvaluation(TrainerCallback):
                               for p in self.protocols},
                 "split_manifest_sha256": _digest(self.split.manifest.get("files"))}
 
-    def _point(self, epoch, model, state, loss) -> Point | None:
+    def _point(self, epoch, model, state, loss, base: bool = False) -> Point | None:
         if not state.is_world_process_zero:
             return None
-        accuracies, outcomes = self.evaluate(model)
-        return Point(epoch_row(epoch, accuracies, state.global_step, loss), outcomes)
+        accuracies, outcomes = self.evaluate(model, base=base)
+        return Point(epoch_row(epoch, accuracies, state.global_step, loss), outcomes, base=base)
 
     # ---- Trainer hooks -------------------------------------------------------------------------
 
@@ -180,10 +193,7 @@ class EpochEvaluation(TrainerCallback):
             first = Point(self.first_point.row | {"epoch": 0, "step": 0, "loss": None}, self.first_point.outcomes)
             self._record(first, state)
             return
-        point = self._point(0, model, state, None)
-        if point is not None:
-            point.base = True
-        self._record(point, state)
+        self._record(self._point(0, model, state, None, base=True), state)
 
     def on_epoch_begin(self, args, state, control, **kwargs):
         if self.trainer is not None:

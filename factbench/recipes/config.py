@@ -101,6 +101,9 @@ class RecipeConfig(TrainingArguments):
             false asks only the recalled ones, where retention is measured (the frontier's).
         eval_limit: the first N questions of each set only (default all).
         eval_batch_size: batch size of the evaluation engine.
+        eval_reuse_base_answers: the untrained base model's answers before the first step are kept
+            in the factbench cache and reused by every later fine-tune of the same weights asked the
+            same prompts the same way (default true; recipes/base_answers.py says what must match).
 
     Every numeric setting is checked against the range where it means something (epochs > 0 or
     max_steps >= 1, learning_rate > 0, batch sizes and accumulation steps >= 1, λ >= 0, τ > 0, ...),
@@ -145,6 +148,7 @@ class RecipeConfig(TrainingArguments):
     eval_guessable: bool = True
     eval_limit: int | None = None
     eval_batch_size: int = 32
+    eval_reuse_base_answers: bool = True
     # ---- output ----
     overwrite: bool = False
     save_model: bool = True
