@@ -194,7 +194,7 @@ def plot(summary: dict, path: Path | str) -> Path:
             xerr = list(zip(*(_bar(pt["acquisition"]) for pt in pts), strict=True))
             yerr = list(zip(*(_bar(pt["retention"]) for pt in pts), strict=True))
             ax.errorbar(xs, ys, xerr=xerr, yerr=yerr, marker="o", ms=3.5, lw=1.2, elinewidth=0.7, capsize=2,
-                        color=color(i), label=v + ("" if v in p["learning"] else " (does not learn)"))
+                        color=color(i), label=v + _role(v, p, summary))
         ax.set_xlabel("acquisition: new (Unknown, trained-on) facts right")
         ax.set_ylabel("retention: held-out recalled Known facts right")
         ax.set_title(f"{name}: retention against acquisition" + (", levels dashed" if p["levels"] else ""),
@@ -209,3 +209,10 @@ def plot(summary: dict, path: Path | str) -> Path:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", metadata={"Software": None})
     return Path(path)
+
+
+def _role(variant: str, protocol: dict, summary: dict) -> str:
+    """A legend's note: the stability reference is meant not to learn new facts; another non-learner is not matched."""
+    if variant == summary.get("stability"):
+        return " (stability reference)"
+    return "" if variant in protocol["learning"] else " (learns < 20% of new facts: not matched)"
