@@ -32,7 +32,7 @@ from pathlib import Path
 
 from . import answer_sources, fine_tune_jobs, knowledge, leaderboard, scorecard, splits
 from .errors import FactbenchError, WriteError
-from .files import atomic_path, make_dirs, output_lock, write_json, write_text
+from .files import atomic_path, make_dirs, output_lock, read_dict, write_json, write_text
 from .fine_tune_jobs import Job
 
 DEMO_SCHEMA = 1
@@ -197,15 +197,6 @@ def make_split(world: World, out: Path, echo=print) -> Path:
     return target
 
 
-def _read_json(path: Path) -> dict | None:
-    """A finished stage's JSON output, or None when it is missing or does not read (then it is made again)."""
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
 def model_dir(world: World, variant: Variant, seed: int, out: Path) -> Path:
     """Where a fine-tune goes: models/<variant> for a one-seed world, models/<variant>/seed-<N> otherwise."""
     folder = out / "models" / variant.name
@@ -218,7 +209,7 @@ def plan(world: World, variant: Variant, split_dir: Path, out: Path, echo=print,
     seed = world.seeds[0] if seed is None else seed
     target = model_dir(world, variant, seed, out)
     name = variant.name if len(world.seeds) == 1 else f"{variant.name} (seed {seed})"
-    if (_read_json(target / "recipe_card.json") or {}).get("recipe") == variant.recipe:
+    if (read_dict(target / "recipe_card.json") or {}).get("recipe") == variant.recipe:
         echo(f"  {name}: reusing {target}")
         return target, None
     if target.exists():
@@ -296,7 +287,7 @@ def answers(spec: str, role: str, split, where: Path, progress: bool = True) -> 
 
 def score(name: str, model_dir: Path, base: answer_sources.Answers, split, out: Path, echo=print) -> dict:
     card_path = out / "cards" / f"{name}.json"
-    card = _read_json(card_path)
+    card = read_dict(card_path)
     # A card that does not read, or one from before cards had checksums (the leaderboard needs them), is made
     # again from the kept answers.
     if card is not None and isinstance(card.get("summary"), dict) and card.get("checksum"):
@@ -410,7 +401,7 @@ def _run(world: str, w: World, variants: tuple[Variant, ...], chosen: tuple[Vari
         if count > 1:  # the models' answers side by side, as the fine-tunes were trained
             answer_side_by_side([(w.model, "base", out / "answers" / "base")] +
                                 [(str(d), "tuned", out / "answers" / name) for (name, _), d in model_dirs.items()
-                                 if _read_json(out / "cards" / f"{name}.json") is None],
+                                 if read_dict(out / "cards" / f"{name}.json") is None],
                                 split_dir, count, per_job, echo)
         base = answers(w.model, "base", split, out / "answers" / "base")
         cards = {name: score(name, d, base, split, out, echo) for (name, _), d in model_dirs.items()}
@@ -430,7 +421,7 @@ def _run(world: str, w: World, variants: tuple[Variant, ...], chosen: tuple[Vari
             text += "\n\nAgainst plain SFT, paired by question:\n\n" + "\n".join(versus)
         curves = demo_report.curves_png(cards, out / "curves.png")
         written.append(curves)
-    finished = [v for v in variants if all(_read_json(model_dir(w, v, s, out) / "recipe_card.json") for s in seeds)]
+    finished = [v for v in variants if all(read_dict(model_dir(w, v, s, out) / "recipe_card.json") for s in seeds)]
     if finished:
         names = [v.name for v in finished]
         # sft is the reference when it was trained (--only may leave it out)

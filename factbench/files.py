@@ -107,6 +107,15 @@ def write_bytes(target: Path | str, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+def read_dict(path: Path | str) -> dict | None:
+    """A JSON object kept in a file, or None when it is missing or does not read as one (then it is made again)."""
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def write_json(target: Path | str, obj) -> None:
     write_text(target, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from ..errors import WriteError
-from ..files import cache_dir, write_json
+from ..files import cache_dir, read_dict, write_json
 
 FOLDER = "base-answers"
 SCHEMA = 1
@@ -91,11 +91,8 @@ class ReusingEngine:
 
 def _read(path: Path, prompts: int, n: int) -> list[list[str]] | None:
     """The kept completions, or None when the file is missing or is not `prompts` x `n` strings."""
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
-    if not isinstance(value, dict) or value.get("schema") != SCHEMA:
+    value = read_dict(path)
+    if value is None or value.get("schema") != SCHEMA:
         return None
     completions = value.get("completions")
     if (not isinstance(completions, list) or len(completions) != prompts
