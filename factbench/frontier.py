@@ -14,7 +14,7 @@ set and of the new (Unknown, trained-on) set (recipes/callbacks.py: `eval_questi
 - the *curve* of a variant: at each point index, the mean over its seeds of (acquisition, retention);
 - *retention at matched acquisition* a: per run, linear interpolation between the two consecutive
   points where its acquisition first reaches a; per variant, the mean over seeds ("not reached" when
-  a seed never reaches a);
+  a seed never reaches a; a run already past a at its first point gives that point, and is named);
 - its *difference* from a reference variant (default "sft") and the *share of forgetting removed*
   relative to a stability reference (default "known-only", the Known-only SFT baseline);
 - per variant, the *final point* (acquisition, retention) and the *peak-relative forgetting*
@@ -62,8 +62,9 @@ DESCRIPTIONS = {
               "seeds with more points are cut to the common prefix",
     "matched": "retention when the variant has learned a given share of new facts: per run, linear "
                "interpolation between the two consecutive points where acquisition first reaches the level "
-               "(a run already at the level at its first point gives that point's retention); mean over seeds; "
-               "'not reached' when a seed never reaches it",
+               "(a run already at or past the level at its first point gives that point's retention, and "
+               "seeds_past_at_first_point names the runs past it, whose value is not an interpolation); mean "
+               "over seeds; 'not reached' when a seed never reaches it",
     "levels": "acquisition levels: given, or 5 evenly spaced multiples of 0.05 above the highest starting "
               "acquisition of any seed of the learning variants (mean maximum acquisition >= 0.2) and at most "
               "the reference's lowest maximum over its seeds (the lowest of any learning variant without a "
@@ -454,8 +455,11 @@ def _protocol(by_variant, protocol, reference, stability, levels, n_boot, seed, 
         rows = []
         for x, (obs, rep) in zip(levels, matched_reps[v], strict=True):
             missing = [r.seed for r in by_variant[v] if not np.isfinite(at_level(*reps.traj[id(r)], x))]
+            # a level below a run's first point was passed before it was measured (only given levels can be:
+            # the default ones lie above every learning run's start): at_level reads the first point there
+            past = [r.seed for r in by_variant[v] if reps.traj[id(r)][0][0] > x + 1e-12]
             rows.append({"level": x, "retention": _ci(obs, rep), "reached": not missing,
-                         "seeds_not_reaching": missing})
+                         "seeds_not_reaching": missing, "seeds_past_at_first_point": past})
         matched[v] = rows
 
     differences, share = {}, {}
@@ -586,12 +590,13 @@ def analyse(out_dir: Path | str, reference: str = "sft", stability: str = "known
     }
 
 
-def write(out_dir: Path | str, summary: dict) -> dict[str, Path]:
-    """Write OUT/frontier/frontier.json, frontier.md and frontier.png (each whole or absent); return their paths."""
+def write(out_dir: Path | str, summary: dict, folder: Path | str | None = None) -> dict[str, Path]:
+    """Write frontier.json, frontier.md and frontier.png (each whole or absent) into `folder`, default
+    OUT/frontier; return their paths."""
     from . import frontier_report
     from .files import write_json, write_text
 
-    folder = Path(out_dir) / "frontier"
+    folder = Path(out_dir) / "frontier" if folder is None else Path(folder)
     paths = {"json": folder / "frontier.json", "md": folder / "frontier.md", "png": folder / "frontier.png"}
     write_json(paths["json"], summary)
     write_text(paths["md"], frontier_report.markdown(summary))

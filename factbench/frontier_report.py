@@ -100,6 +100,12 @@ def _protocol_md(summary: dict, name: str, p: dict) -> list[str]:
                 ret = f"not reached{who}"
             else:
                 ret = pct(m["retention"]) + mark(m["retention"])
+                past = m.get("seeds_past_at_first_point")
+                if past:  # the level was passed before the first evaluation: that point stands in for it
+                    who = f"seed{'s' if len(past) > 1 else ''} {', '.join(map(str, past))} of " \
+                        if len(summary["seeds"][v]) > 1 else ""
+                    ret += " " + note(f"{who}{v} had passed {_level(x)} at its first evaluation point: the value "
+                                      "is that point's retention, not an interpolation")
             diff, prob, share = "–", "–", "–"
             if v in p["differences"]:
                 d = p["differences"][v][i]

@@ -302,3 +302,39 @@ def test_the_untrained_base_point_is_left_out_of_0_shot_trajectories_only(tmp_pa
     s = frontier.analyse(tmp_path, n_boot=BOOT)
     zero = s["protocols"]["0-shot"]["peak_relative"]["sft"]
     assert zero["peak_retention"]["value"] == pytest.approx(36 / 40)  # not the base's 0
+
+
+def test_a_level_passed_before_the_first_point_is_named_not_interpolated(tmp_path):
+    # a two-stage run starts at its teacher, already at 25% acquisition: a given level of 10% was passed
+    # before its first evaluation, so its value there is the first point's, and the report says so
+    write_run(tmp_path, "sft", SFT, seed=0, seed_folder=True)
+    write_run(tmp_path, "sft", SFT, seed=1, seed_folder=True)
+    write_run(tmp_path, "two-stage", [(5, 38), (12, 37), (20, 36)], seed=0, seed_folder=True)
+    write_run(tmp_path, "two-stage", [(1, 39), (12, 37), (20, 36)], seed=1, seed_folder=True)
+    s = frontier.analyse(tmp_path, levels=[0.1, 0.5], n_boot=BOOT)
+    m = s["protocols"]["4-shot"]["matched"]
+    assert m["two-stage"][0]["seeds_past_at_first_point"] == [0]  # seed 1 starts at 5%: interpolated
+    assert m["two-stage"][1]["seeds_past_at_first_point"] == [] and m["sft"][0]["seeds_past_at_first_point"] == []
+    # seed 0 reads its first point (38/40); seed 1 interpolates 1/20 -> 12/20 at 2/20: 39 - 2/11 right
+    assert m["two-stage"][0]["retention"]["value"] == pytest.approx((38 / 40 + (39 - 2 / 11) / 40) / 2)
+    md = frontier_report.markdown(s)
+    assert "seed 0 of two-stage had passed 10% at its first evaluation point: the value is that point's " \
+           "retention, not an interpolation" in md
+    assert md.count("not an interpolation") == 2  # one footnote per protocol, none at 50%
+    assert not any(row["seeds_past_at_first_point"] for v in
+                   frontier.analyse(tmp_path, n_boot=BOOT)["protocols"]["4-shot"]["matched"].values() for row in v)
+
+
+def test_report_dir_writes_elsewhere_and_leaves_the_default_report_alone(tmp_path, capsys):
+    write_run(tmp_path, "sft", SFT)
+    write_run(tmp_path, "selfdistill", [(0, 40), (4, 39), (12, 37), (20, 36)])
+    assert main(["frontier", str(tmp_path), "--boot", str(BOOT)]) == 0
+    default = (tmp_path / "frontier" / "frontier.md").read_text()
+    other = tmp_path / "vs-sd"
+    assert main(["frontier", str(tmp_path), "--reference", "selfdistill", "--report-dir", str(other),
+                 "--boot", str(BOOT)]) == 0
+    assert "vs selfdistill (points)" in (other / "frontier.md").read_text()
+    assert json.loads((other / "frontier.json").read_text())["reference"] == "selfdistill"
+    assert (other / "frontier.png").is_file()
+    assert (tmp_path / "frontier" / "frontier.md").read_text() == default
+    assert f"wrote {other / 'frontier.md'}" in capsys.readouterr().out

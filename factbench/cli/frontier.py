@@ -23,7 +23,8 @@ Per protocol (4-shot, 0-shot; never mixed):
 
 Intervals: 95% percentile bootstrap resampling held-out and new questions independently and
 seeds with replacement, one draw for every variant (paired). With one seed they cover
-question sampling only. Writes OUT/frontier/frontier.json, frontier.md and frontier.png."""
+question sampling only. Writes OUT/frontier/frontier.json, frontier.md and frontier.png
+(--report-dir: elsewhere)."""
 
 
 def add(sub) -> None:
@@ -31,7 +32,8 @@ def add(sub) -> None:
                        formatter_class=formatter, description=DESCRIPTION,
                        epilog="examples:\n"
                               "  factbench frontier runs/study\n"
-                              "  factbench frontier runs/study --reference sft --levels 0.2 0.4 0.6 --boot 5000")
+                              "  factbench frontier runs/study --reference sft --levels 0.2 0.4 0.6 --boot 5000\n"
+                              "  factbench frontier runs/study --reference sd-published --report-dir runs/study/vs-sd")
     p.add_argument("out", type=Path, metavar="OUT", help="the study folder (holds models/<variant>/)")
     p.add_argument("--reference", default="sft", help="the variant others are compared with (default: sft)")
     p.add_argument("--stability", default="known-only",
@@ -42,6 +44,9 @@ def add(sub) -> None:
                         "above theirs)")
     p.add_argument("--boot", type=positive_int, default=2000, help="bootstrap replicates (default: 2000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    p.add_argument("--report-dir", type=Path, metavar="DIR",
+                   help="write frontier.{json,md,png} here instead of OUT/frontier (e.g. a comparison with "
+                        "another --reference beside the default one)")
     p.set_defaults(func=frontier)
 
 
@@ -50,7 +55,7 @@ def frontier(args) -> None:
 
     summary = frontier.analyse(args.out, reference=args.reference, stability=args.stability, levels=args.levels,
                                n_boot=args.boot, seed=args.seed)
-    paths = frontier.write(args.out, summary)
+    paths = frontier.write(args.out, summary, args.report_dir)
     print(frontier_report.markdown(summary))
     for path in paths.values():
         print(f"wrote {path}")
