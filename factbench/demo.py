@@ -217,8 +217,12 @@ def plan(world: World, variant: Variant, split_dir: Path, out: Path, echo=print,
         shutil.rmtree(target)
     # The world's seed list decides the training seed (data order, initialisation of anything new).
     seeded = (f"seed={seed}",) if len(world.seeds) > 1 or seed != 0 else ()
+    # A world's two-stage fine-tunes of one seed all begin with the same stage-1 teacher: the first keeps
+    # it in OUT/teachers and the others load it (recipes/shared_teacher.py; the same results, less time).
+    shared = (f"teacher_dir={out / 'teachers'}",) if variant.recipe in STAGES and sum(
+        v.recipe in STAGES for v in VARIANTS if v.name in world.variants) > 1 else ()
     overrides = (f"model={world.model}", f"split_dir={split_dir}", *world.overrides, *variant.overrides, *seeded,
-                 f"output_dir={target}", "overwrite=true")
+                 *shared, f"output_dir={target}", "overwrite=true")
     return target, Job(name, variant.recipe, world.config, overrides)
 
 

@@ -75,6 +75,11 @@ class RecipeConfig(TrainingArguments):
             `topk` runs it once over the training data and keeps its top-k log-probabilities
             (the approximation is described in recipes/losses.py).
         teacher_topk: k of the cache (default 64).
+        teacher_dir: a folder where stage 1's teacher is kept, and loaded by a later run whose stage 1
+            would be the same (same weights, Known facts, settings, versions, device, threads; the
+            stage-2 settings may differ): a sweep over λ, τ, kl_on or student_init trains one teacher,
+            and so does the L2 anchor's `l2_anchor: stage1` (recipes/shared_teacher.py). Default unset:
+            every run trains its own. One process per run only (refused under torchrun / accelerate).
 
     L2 anchor (recipe `l2anchor`):
         l2_lambda: λ of λ·||θ − θ_a||², summed over the trainable parameters (default 1e-3; >= 0) **[ours]**,
@@ -135,6 +140,7 @@ class RecipeConfig(TrainingArguments):
     kl_on: str = "answer"
     teacher_cache: str = "none"
     teacher_topk: int = 64
+    teacher_dir: str | None = None
     # ---- L2 anchor ----
     l2_lambda: float | str = 1e-3  # a number, or "matched"
     l2_anchor: str = "base"
@@ -174,6 +180,9 @@ class RecipeConfig(TrainingArguments):
         _choice("teacher_cache", self.teacher_cache, TEACHER_CACHES)
         _choice("l2_anchor", self.l2_anchor, L2_ANCHORS)
         self.check_ranges()
+        if self.teacher_dir and world_size() > 1:
+            raise FactbenchError(f"teacher_dir works with one training process per run; under torchrun / accelerate "
+                                 f"(WORLD_SIZE={world_size()}) leave it unset and each run trains its own teacher")
         if self.teacher == "base" and self.student_init != "base":
             self.student_init = "base"  # without stage 1 there is no other teacher to start from
         if isinstance(self.eval_sets, str):
