@@ -106,3 +106,25 @@ def test_the_demo_shares_a_teacher_only_where_a_world_has_two_two_stage_fine_tun
     assert not [o for o in overrides("frontier", "sft") if o.startswith("teacher_dir=")]
     # the 15-minute demo has one two-stage fine-tune: nothing to share, nothing kept on disk
     assert not [o for o in overrides("smollm2", "self-distillation") if o.startswith("teacher_dir=")]
+
+
+def test_a_run_waits_for_the_teacher_another_run_is_training(world, tmp_path, capsys):
+    import fcntl
+    import threading
+
+    kept = tmp_path / "teachers"
+    train("selfdistill", config(world, tmp_path / "a", teacher_dir=str(kept), eval_limit=2))
+    (entry,) = entries(kept)
+    lock = open(kept / f".{entry.name}.lock", "a")
+    fcntl.flock(lock, fcntl.LOCK_EX)  # as a run training it would hold it
+    released = []
+
+    def release():
+        released.append(True)
+        lock.close()
+
+    timer = threading.Timer(2.0, release)
+    timer.start()
+    result = train("selfdistill", config(world, tmp_path / "b", teacher_dir=str(kept), eval_limit=2))
+    assert released and "reused" in result.card["stages"][0]  # it waited, then loaded the kept one
+    assert "another run is training this stage-1 teacher" in capsys.readouterr().err

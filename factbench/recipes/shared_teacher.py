@@ -83,7 +83,12 @@ def reuse_or_train(run, known: list[dict], train) -> tuple[object, Point | None,
               file=sys.stderr)
         return train()
     with lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a process training this teacher holds it until the teacher is kept
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # another run is training this teacher: it holds the lock until it is kept
+            print(f"factbench: another run is training this stage-1 teacher in {folder}; waiting for it",
+                  file=sys.stderr, flush=True)
+            fcntl.flock(lock, fcntl.LOCK_EX)
         started = time.perf_counter()
         loaded = _load(run, folder / name)
         if loaded is not None:
