@@ -73,6 +73,7 @@ def key(run, known: list[dict]) -> str:
 def reuse_or_train(run, known: list[dict], train) -> tuple[object, Point | None, dict]:
     """(model, first point of stage 2, stage 1's card entry): loaded from `run.config.teacher_dir` when a
     teacher with this run's key is kept there, else `train()` (which returns the same triple), kept."""
+    started = time.perf_counter()  # a loaded stage's seconds: the key (hashing the weights), any wait, the load
     folder = Path(run.config.teacher_dir)
     name = key(run, known)
     try:
@@ -89,7 +90,6 @@ def reuse_or_train(run, known: list[dict], train) -> tuple[object, Point | None,
             print(f"factbench: another run is training this stage-1 teacher in {folder}; waiting for it",
                   file=sys.stderr, flush=True)
             fcntl.flock(lock, fcntl.LOCK_EX)
-        started = time.perf_counter()
         loaded = _load(run, folder / name)
         if loaded is not None:
             point, summary = loaded
