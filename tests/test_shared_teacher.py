@@ -128,3 +128,24 @@ def test_a_run_waits_for_the_teacher_another_run_is_training(world, tmp_path, ca
     result = train("selfdistill", config(world, tmp_path / "b", teacher_dir=str(kept), eval_limit=2))
     assert released and "reused" in result.card["stages"][0]  # it waited, then loaded the kept one
     assert "another run is training this stage-1 teacher" in capsys.readouterr().err
+
+
+def test_a_kept_teacher_that_does_not_fit_leaves_the_model_as_it_was(world, tmp_path):
+    from types import SimpleNamespace
+
+    from transformers import AutoModelForCausalLM
+
+    from factbench.recipes import shared_teacher
+
+    model = AutoModelForCausalLM.from_pretrained(world["model"])
+    before = {k: t.clone() for k, t in model.state_dict().items()}
+    entry = tmp_path / "entry"
+    (entry / shared_teacher.LOGS).mkdir(parents=True)
+    (entry / shared_teacher.ENTRY).write_text(json.dumps({"schema": shared_teacher.SCHEMA, "summary": {}}))
+    (entry / shared_teacher.POINT).write_text(json.dumps({"point": None}))
+    zeros = {k: torch.zeros_like(t) for k, t in before.items()}
+    zeros.pop(next(iter(zeros)))  # one tensor short: every other one would fit
+    torch.save(zeros, entry / shared_teacher.WEIGHTS)
+    assert shared_teacher._load(SimpleNamespace(model=model, out_dir=tmp_path / "run"), entry) is None
+    after = model.state_dict()
+    assert all(torch.equal(after[k], before[k]) for k in before)

@@ -109,11 +109,16 @@ def _load(run, entry: Path) -> tuple[Point | None, dict] | None:
         return None
     try:
         state = torch.load(entry / WEIGHTS, map_location="cpu", weights_only=True)
-        missing, unexpected = run.model.load_state_dict(state, strict=False)
     except Exception:  # noqa: BLE001 - any damage means: train it again
         return None
-    if missing or unexpected:
+    # Checked before anything is copied: load_state_dict copies the tensors that fit before it complains
+    # about the others, which would leave stage 1 to train from a half-loaded model.
+    own = run.model.state_dict()
+    if not isinstance(state, dict) or state.keys() != own.keys() or any(
+            not isinstance(state[k], torch.Tensor) or state[k].shape != t.shape or state[k].dtype != t.dtype
+            for k, t in own.items()):
         return None
+    run.model.load_state_dict(state)
     logs = run.out_dir / LOGS
     shutil.copytree(entry / LOGS, logs, dirs_exist_ok=True)
     point = kept["point"]  # None when stage 1 was not evaluated (no evaluation points at all)
