@@ -29,12 +29,16 @@ def _level(x: float) -> str:
     return f"{100 * x:g}%"
 
 
+def _seed_list(seeds: list) -> str:
+    """`seed 0` / `seeds 0, 1, 2`."""
+    return f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+
+
 def _seeds(summary: dict) -> str:
     seeds = summary["seeds"]
     if summary["paired_seeds"]:
-        s = next(iter(seeds.values()))
-        return f"seed{'s' if len(s) > 1 else ''} {', '.join(map(str, s))} (every variant)"
-    return "; ".join(f"{v}: seed{'s' if len(s) > 1 else ''} {', '.join(map(str, s))}" for v, s in seeds.items())
+        return f"{_seed_list(next(iter(seeds.values())))} (every variant)"
+    return "; ".join(f"{v}: {_seed_list(s)}" for v, s in seeds.items())
 
 
 def intervals_line(summary: dict) -> str:
@@ -95,15 +99,13 @@ def _protocol_md(summary: dict, name: str, p: dict) -> list[str]:
         for v in p["learning"]:
             m = p["matched"][v][i]
             if m["retention"]["value"] is None:
-                who = f" (seed{'s' if len(m['seeds_not_reaching']) > 1 else ''} " \
-                      f"{', '.join(map(str, m['seeds_not_reaching']))})" if len(summary["seeds"][v]) > 1 else ""
+                who = f" ({_seed_list(m['seeds_not_reaching'])})" if len(summary["seeds"][v]) > 1 else ""
                 ret = f"not reached{who}"
             else:
                 ret = pct(m["retention"]) + mark(m["retention"])
                 past = m.get("seeds_past_at_first_point")
                 if past:  # the level was passed before the first evaluation: that point stands in for it
-                    who = f"seed{'s' if len(past) > 1 else ''} {', '.join(map(str, past))} of " \
-                        if len(summary["seeds"][v]) > 1 else ""
+                    who = f"{_seed_list(past)} of " if len(summary["seeds"][v]) > 1 else ""
                     ret += " " + note(f"{who}{v} had passed {_level(x)} at its first evaluation point: the value "
                                       "is that point's retention, not an interpolation")
             diff, prob, share = "–", "–", "–"

@@ -98,9 +98,10 @@ def teacher_stage(run) -> tuple[object, object, dict]:
     Returns the trained model (`run.model` itself), the evaluation point stage 2 starts from
     (callbacks.EpochEvaluation.last_point: pass it to `train_stage(..., first_point=point)`) and
     the stage's card entry, `stage1-teacher`. The stage trains into `run.out_dir / "stage1"` (its
-    own training_log.jsonl). With `teacher_dir` set, a teacher an earlier run kept there for the same
-    stage 1 is loaded instead, and this one is kept there otherwise (shared_teacher.py). Shared by self-distillation and the L2 anchor's `l2_anchor: stage1`,
-    so that both recipes anchor to the same weights (same data, settings and seed).
+    own training_log.jsonl). Shared by self-distillation and the L2 anchor's `l2_anchor: stage1`, so
+    that both recipes anchor to the same weights (same data, settings and seed). With `teacher_dir`
+    set, a teacher an earlier run kept there for the same stage 1 is loaded instead, and this one is
+    kept there otherwise (shared_teacher.py).
     """
     config = run.config
     known = run.examples(("known",))
@@ -112,7 +113,6 @@ def teacher_stage(run) -> tuple[object, object, dict]:
         summary = stage_summary("stage1-teacher", trainer, known, time.perf_counter() - started, evaluation.rows)
         return run.model, evaluation.last_point(), summary  # stage 1's trainer and optimizer state go here
 
-    # `teacher_dir`: a teacher kept by an earlier run with the same stage 1 is loaded instead (shared_teacher.py)
     return shared_teacher.reuse_or_train(run, known, train) if config.teacher_dir else train()
 
 
